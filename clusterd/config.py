@@ -1,0 +1,138 @@
+"""Node configuration: a TOML file, overridden by command-line flags.
+
+    name = "node1"
+    raft = "127.0.0.1:7101"          # Raft (pysyncobj) TCP address
+    heartbeat = "127.0.0.1:7201"     # membership UDP address
+    api = "127.0.0.1:7301"           # client API TCP address
+    data_dir = "/var/lib/clusterd/node1"
+    token_file = "/etc/clusterd/cluster.token"
+    users_file = "/etc/clusterd/users.json"
+    token_timeout = 1.0              # seconds
+    token_coefficient = 0.65         # seconds per member beyond two
+    [[members]]                      # every configured member, this node included
+    name = "node1"
+    raft = "127.0.0.1:7101"
+    heartbeat = "127.0.0.1:7201"
+    api = "127.0.0.1:7301"
+"""
+import argparse
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+MIN_TOKEN_BYTES = 16
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class Config:
+    name: str
+    raft: str
+    heartbeat: str
+    api: str
+    data_dir: str
+    token_file: str
+    users_file: str
+    token_timeout: float = 1.0
+    token_coefficient: float = 0.65
+    members: list = field(default_factory=list)
+
+    def token(self):
+        try:
+            with open(self.token_file, "rb") as f:
+                token = f.read().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read the cluster token file {self.token_file}: {e.strerror}") from None
+        if len(token) < MIN_TOKEN_BYTES:
+            raise ConfigError(f"the cluster token in {self.token_file} is shorter than {MIN_TOKEN_BYTES} bytes")
+        return token
+
+
+def check_address(what, value):
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what}: {value!r} is not HOST:PORT")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{what}: {host!r} is not an IP address") from None
+    return value
+
+
+def parse_member(text):
+    """--member NAME=RAFT,HEARTBEAT,API"""
+    name, sep, rest = text.partition("=")
+    parts = rest.split(",")
+    if not sep or len(parts) != 3:
+        raise ConfigError(f"--member {text!r}: expected NAME=RAFT,HEARTBEAT,API")
+    return {"name": name, "raft": parts[0], "heartbeat": parts[1], "api": parts[2]}
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="clusterd", description="clusterd: one node of a cluster")
+    p.add_argument("--config", help="TOML configuration file")
+    for flag in ("name", "raft", "heartbeat", "api", "data-dir", "token-file", "users-file"):
+        p.add_argument(f"--{flag}")
+    p.add_argument("--token-timeout", type=float)
+    p.add_argument("--token-coefficient", type=float)
+    p.add_argument("--member", action="append", default=None, metavar="NAME=RAFT,HEARTBEAT,API",
+                   help="a configured member (repeat for each; replaces the file's list)")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def load(argv=None):
+    args = parser().parse_args(argv)
+    values = {}
+    if args.config:
+        try:
+            with open(args.config, "rb") as f:
+                values = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"{args.config}: {e}") from None
+    for key in ("name", "raft", "heartbeat", "api", "data_dir", "token_file", "users_file",
+                "token_timeout", "token_coefficient"):
+        v = getattr(args, key)
+        if v is not None:
+            values[key] = v
+    if args.member:
+        values["members"] = [parse_member(m) for m in args.member]
+    return validate(values), args
+
+
+def validate(values):
+    known = set(Config.__dataclass_fields__)
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+    missing = [k for k in ("name", "raft", "heartbeat", "api", "data_dir", "token_file", "users_file")
+               if not values.get(k)]
+    if missing:
+        raise ConfigError(f"missing configuration: {', '.join(missing)}")
+    cfg = Config(**values)
+    for what in ("raft", "heartbeat", "api"):
+        check_address(what, getattr(cfg, what))
+    if not 0.1 <= float(cfg.token_timeout) <= 300:
+        raise ConfigError("token_timeout must be between 0.1 and 300 seconds")
+    if not 0 <= float(cfg.token_coefficient) <= 60:
+        raise ConfigError("token_coefficient must be between 0 and 60 seconds")
+    names = set()
+    for m in cfg.members:
+        if set(m) - {"name", "raft", "heartbeat", "api", "votes"} or not m.get("name"):
+            raise ConfigError(f"member {m!r}: needs name, raft, heartbeat, api (and optional votes)")
+        for what in ("raft", "heartbeat", "api"):
+            check_address(f"member {m['name']} {what}", m.get(what, ""))
+        if m["name"] in names:
+            raise ConfigError(f"member {m['name']} is listed twice")
+        names.add(m["name"])
+    if cfg.name not in names:
+        raise ConfigError(f"this node ({cfg.name}) is not among the configured members")
+    me = next(m for m in cfg.members if m["name"] == cfg.name)
+    if (me["raft"], me["heartbeat"], me["api"]) != (cfg.raft, cfg.heartbeat, cfg.api):
+        raise ConfigError(f"member {cfg.name}'s addresses differ from this node's own")
+    cfg.data_dir = os.path.abspath(cfg.data_dir)
+    return cfg

@@ -1,0 +1,69 @@
+"""clusterd: the daemon's entry point. Config, then the asyncio shell on uvloop."""
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+
+from . import config, membership, methods, server  # noqa: F401  (methods registers the API)
+from .node import Node
+
+log = logging.getLogger("clusterd")
+
+
+async def serve(node):
+    loop = asyncio.get_running_loop()
+    cfg = node.cfg
+    members = node.members
+    m = await membership.start(
+        loop, cfg.heartbeat, name=cfg.name, token=node.token, token_timeout=cfg.token_timeout,
+        coefficient=cfg.token_coefficient,
+        members=lambda: {n: {"heartbeat": x["heartbeat"], "votes": x.get("votes", 1)} for n, x in members().items()})
+    node.attach(loop, m)
+    api = await server.start(node, cfg.api)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.ensure_future(m.run()), asyncio.ensure_future(node.leader_duties()),
+             asyncio.ensure_future(_watch_tick_thread(node, stop))]
+    log.info("clusterd %s serving: api %s, raft %s, heartbeat %s", cfg.name, cfg.api, cfg.raft, cfg.heartbeat)
+    await stop.wait()
+    log.info("clusterd %s stopping", cfg.name)
+    for t in tasks:
+        t.cancel()
+    api.close()
+
+
+async def _watch_tick_thread(node, stop):
+    while True:
+        await asyncio.sleep(1.0)
+        if not node.replica.tick_thread_alive():
+            log.critical("the Raft tick thread died; stopping so that a supervisor restarts this node")
+            stop.set()
+            return
+
+
+def main(argv=None):
+    try:
+        cfg, args = config.load(argv)
+        token = cfg.token()
+    except config.ConfigError as e:
+        print(f"clusterd: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(),
+                        format=f"%(asctime)s {cfg.name} %(name)s %(levelname)s %(message)s")
+    try:
+        node = Node(cfg, token)  # on the main thread: pysyncobj's tick thread lives as long as it
+    except (OSError, ValueError) as e:
+        print(f"clusterd: cannot start: {e}", file=sys.stderr)
+        return 1
+    try:
+        uvloop.run(serve(node))
+    finally:
+        node.replica.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Errors are values with the seeds' names (and numbers where a seed gives one).
+
+Raised once at the boundary and reported the same way by every interface: the msgpack API
+sends {code, number, message, params}; the XenAPI endpoint sends [code, *params].
+"""
+
+# name -> (number or None, default message)
+CODES = {
+    # sessions and calls (xapi names)
+    "SESSION_INVALID": (None, "the session is unknown or has expired; log in again"),
+    "SESSION_AUTHENTICATION_FAILED": (None, "the user name or password is wrong"),
+    "RBAC_PERMISSION_DENIED": (None, "the session's role may not call this method"),
+    "MESSAGE_METHOD_UNKNOWN": (None, "no such method"),
+    "MESSAGE_PARAMETER_COUNT_MISMATCH": (None, "wrong number of arguments"),
+    "FIELD_TYPE_ERROR": (None, "an argument has the wrong type"),
+    "HANDLE_INVALID": (None, "no object has that reference"),
+    "UUID_INVALID": (None, "no object has that uuid"),
+    "MAP_DUPLICATE_KEY": (None, "the key is already in the map"),
+    "INVALID_VALUE": (None, "a value is out of range"),
+    # our wire
+    "FRAME_TOO_LARGE": (None, "the request frame is larger than the server accepts"),
+    "MALFORMED_REQUEST": (None, "the request is not a msgpack map with a method"),
+    # the Cluster seed page
+    "INVALID_CLUSTER_STACK": (None, "only the cluster stack 'corosync' is supported"),
+    "PIF_ALLOWS_UNPLUG": (None, "the PIF allows unplug"),
+    "REQUIRED_PIF_IS_UNPLUGGED": (None, "the PIF is unplugged"),
+    "CLUSTER_DOES_NOT_HAVE_ONE_NODE": (None, "the cluster must have exactly one cluster host"),
+    "CLUSTER_STACK_IN_USE": (None, "the cluster stack is still in use"),
+    "CLUSTERING_DISABLED": (None, "clustering is disabled on a cluster host"),
+    "CLUSTER_HOST_IS_LAST": (None, "this is the last cluster host; destroy the cluster instead"),
+    "CLUSTER_FORCE_DESTROY_FAILED": (None, "the cluster could not be force-destroyed"),
+    "CLUSTER_ALREADY_EXISTS": (None, "a cluster already exists"),
+    # quorum and the log
+    "CLUSTER_NOT_QUORATE": (None, "this node is not quorate: writes are refused"),
+    "CLUSTER_NOT_READY": (None, "this node is still replaying its journal"),
+    "CLUSTER_WRITE_UNKNOWN": (None, "the write was not confirmed committed in time; it may still commit"),
+    "MEMBERSHIP_CHANGE_IN_PROGRESS": (None, "another membership change is in progress"),
+    "NOT_LEADER": (None, "only the Raft leader can do this"),
+    "INTERNAL_ERROR": (None, "internal error"),
+}
+
+
+class ClusterError(Exception):
+    def __init__(self, code, *params, message=None):
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code}")
+        self.code = code
+        self.number = CODES[code][0]
+        self.params = [str(p) for p in params]
+        self.message = message or CODES[code][1]
+        super().__init__(f"{code}: {self.message}" + (f" ({', '.join(self.params)})" if self.params else ""))
+
+    def to_wire(self):
+        return {"code": self.code, "number": self.number, "message": self.message, "params": self.params}
+
+    @classmethod
+    def from_wire(cls, err):
+        code = err.get("code") if isinstance(err, dict) else None
+        if code not in CODES:
+            return cls("INTERNAL_ERROR", message=str(err))
+        return cls(code, *err.get("params", []), message=err.get("message"))
+
+
+def failure(code, *params, message=None):
+    """An error as apply returns it: plain data, committed like any other result."""
+    return {"error": ClusterError(code, *params, message=message).to_wire()}

@@ -1,0 +1,174 @@
+"""One clusterd node: the replica, membership and sessions, and the few loops that join them.
+
+Reads come from this node's replica; writes are commands submitted through the log and
+refused up front on a node that is not quorate. On the Raft leader, two duties: bootstrap the
+cluster database the first time, and commit the membership view whenever it changes.
+"""
+import asyncio
+import logging
+import os
+import time
+import uuid
+
+from raft import Replica, ReplicaError
+
+from . import auth, db
+from .errors import ClusterError
+
+log = logging.getLogger("clusterd.node")
+
+WRITE_TIMEOUT = 5.0
+
+
+def new_ref():
+    return f"OpaqueRef:{uuid.uuid4()}"
+
+
+def new_ids():
+    return [new_ref(), str(uuid.uuid4())]
+
+
+class Node:
+    def __init__(self, cfg, token):
+        self.cfg = cfg
+        self.token = token
+        self.sessions = auth.Sessions(auth.load_users(cfg.users_file))
+        self.started = time.time()
+        self.membership = None  # set by the daemon once the socket is bound
+        partners = [m["raft"] for m in cfg.members if m["name"] != cfg.name]
+        self.replica = Replica(
+            self_addr=cfg.raft, partners=partners, data_dir=cfg.data_dir, password=token,
+            token_timeout=cfg.token_timeout, apply=db.apply, state=db.initial_state())
+        self.loop = None
+        self._membership_lock = None
+
+    def attach(self, loop, membership):
+        self.loop = loop
+        self.membership = membership
+        self._membership_lock = asyncio.Lock()
+
+    # -- the database ------------------------------------------------------------------------
+    def read(self, fn):
+        if not self.replica.ready():
+            raise ClusterError("CLUSTER_NOT_READY")
+        return self.replica.read(fn)
+
+    def members(self):
+        """The members: from the committed database once bootstrapped, else from config."""
+        committed = self.replica.read(lambda s: {n: dict(m) for n, m in s["members"].items()})
+        return committed or {m["name"]: dict(m) for m in self.cfg.members}
+
+    async def write(self, op, rid=None, **args):
+        if not self.replica.ready():
+            raise ClusterError("CLUSTER_NOT_READY")
+        if not self.membership.view()["is_quorate"]:
+            raise ClusterError("CLUSTER_NOT_QUORATE", self.cfg.name)
+        command = {"op": op, "rid": rid or str(uuid.uuid4()), "at": time.time(), **args}
+        try:
+            result = await self.replica.submit(command, timeout=WRITE_TIMEOUT)
+        except ReplicaError as e:
+            raise ClusterError("CLUSTER_WRITE_UNKNOWN", e.reason) from None
+        if "error" in result:
+            raise ClusterError.from_wire(result["error"])
+        return result["ok"]
+
+    # -- status ------------------------------------------------------------------------------
+    def status(self):
+        r = self.replica.status()
+        v = self.membership.view()
+        return {
+            "name": self.cfg.name, "pid": os.getpid(), "ready": r["ready"],
+            "is_quorate": v["is_quorate"], "live_hosts": v["live_hosts"], "live": v["live"],
+            "quorum": v["quorum"], "expected_votes": v["expected_votes"],
+            "effective_token": self.membership.effective_token(),
+            "raft_state": r["state"], "leader": self._leader_name(r["leader"]),
+            "term": r["term"], "commit_index": r["commit_index"], "last_applied": r["last_applied"],
+            "raft": self.cfg.raft, "api": self.cfg.api, "uptime": time.time() - self.started,
+            "tick_thread_alive": self.replica.tick_thread_alive(),
+        }
+
+    def _leader_name(self, addr):
+        if addr is None:
+            return None
+        return next((n for n, m in self.members().items() if m["raft"] == addr), addr)
+
+    # -- leader duties -----------------------------------------------------------------------
+    async def leader_duties(self):
+        """On the leader: bootstrap once, then keep the committed membership view current."""
+        interval = self.cfg.token_timeout / 8
+        while True:
+            await asyncio.sleep(interval)
+            if not (self.replica.ready() and self.replica.is_leader()):
+                continue
+            try:
+                if not self.replica.read(lambda s: s["bootstrapped"]):
+                    await self._bootstrap()
+                await self._commit_view()
+            except ClusterError as e:
+                log.debug("leader duty deferred: %s", e)
+
+    async def _bootstrap(self):
+        members = []
+        for m in self.cfg.members:
+            host_ref, host_uuid = new_ids()
+            pif_ref, pif_uuid = new_ids()
+            members.append({**m, "votes": m.get("votes", 1), "host_ref": host_ref, "host_uuid": host_uuid,
+                            "pif_ref": pif_ref, "pif_uuid": pif_uuid})
+        ref, cuuid = new_ids()
+        net_ref, net_uuid = new_ids()
+        log.info("bootstrapping the cluster database with %d members", len(members))
+        await self.write(
+            "member.bootstrap", rid="bootstrap", members=members,
+            network={"ref": net_ref, "uuid": net_uuid}, ref=ref, uuid=cuuid,
+            cluster_stack=db.CLUSTER_STACK, pool_auto_join=True,
+            token_timeout=self.cfg.token_timeout, token_timeout_coefficient=self.cfg.token_coefficient,
+            cluster_token=self.token.decode(errors="replace"),
+            cluster_config={"token_timeout": str(self.cfg.token_timeout),
+                            "token_timeout_coefficient": str(self.cfg.token_coefficient)},
+            cluster_host_ids={m["name"]: new_ids() for m in members})
+
+    async def _commit_view(self):
+        live = self.membership.view()["live"]
+        committed = self.replica.read(lambda s: list(s["view"]["live"]))
+        if committed != live:
+            await self.write("membership.view", live=live, by=self.cfg.name)
+
+    # -- dynamic membership ------------------------------------------------------------------
+    async def add_member(self, member):
+        """One change at a time: the Raft membership change commits, then the record."""
+        if not self.replica.is_leader():
+            raise ClusterError("NOT_LEADER", self.status()["leader"] or "")
+        if self._membership_lock.locked():
+            raise ClusterError("MEMBERSHIP_CHANGE_IN_PROGRESS")
+        async with self._membership_lock:
+            existing = self.members()
+            if member["name"] in existing:
+                raise ClusterError("INVALID_VALUE", "name", member["name"], message="a member of that name exists")
+            if not self.membership.view()["is_quorate"]:
+                raise ClusterError("CLUSTER_NOT_QUORATE", self.cfg.name)
+            host_ref, host_uuid = new_ids()
+            pif_ref, pif_uuid = new_ids()
+            record = {**member, "votes": 1, "host_ref": host_ref, "host_uuid": host_uuid,
+                      "pif_ref": pif_ref, "pif_uuid": pif_uuid}
+            await self._raft_change("add", member["raft"])
+            await self.write("member.add", member=record, cluster_host_ids={member["name"]: new_ids()})
+
+    async def remove_member(self, name):
+        if not self.replica.is_leader():
+            raise ClusterError("NOT_LEADER", self.status()["leader"] or "")
+        if self._membership_lock.locked():
+            raise ClusterError("MEMBERSHIP_CHANGE_IN_PROGRESS")
+        async with self._membership_lock:
+            existing = self.members()
+            if name not in existing:
+                raise ClusterError("HANDLE_INVALID", "host", name)
+            if name == self.cfg.name:
+                raise ClusterError("INVALID_VALUE", "name", name, message="the leader cannot remove itself")
+            await self.write("member.remove", name=name)
+            await self._raft_change("remove", existing[name]["raft"])
+
+    async def _raft_change(self, action, addr):
+        try:
+            await self.replica.change_membership(action, addr)
+        except (ReplicaError, asyncio.TimeoutError) as e:
+            raise ClusterError("CLUSTER_WRITE_UNKNOWN", getattr(e, "reason", "TIMEOUT")) from None

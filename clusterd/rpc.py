@@ -1,0 +1,79 @@
+"""The method table every interface dispatches through, with its checks.
+
+A method declares its name ("Class.method"), minimum role, parameters with types, and
+whether it needs a session. dispatch() checks, in order: the method exists, the argument
+count, the session, the role, each argument's type; only then does the method run. Every
+refusal is a ClusterError and changes nothing.
+"""
+from dataclasses import dataclass
+
+from . import auth
+from .errors import ClusterError
+
+MAX_STRING = 64 * 1024
+MAX_MAP_ITEMS = 1024
+
+
+@dataclass
+class Method:
+    name: str
+    fn: object
+    role: str
+    params: tuple
+    session: bool
+
+
+METHODS = {}
+
+
+def rpc(name, *, role="read-only", params=(), session=True):
+    def deco(fn):
+        METHODS[name] = Method(name, fn, role, tuple(params), session)
+        return fn
+    return deco
+
+
+def _is_str(v):
+    return isinstance(v, str) and len(v) <= MAX_STRING
+
+
+CHECKS = {
+    "string": _is_str,
+    "ref": _is_str,
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "map": lambda v: isinstance(v, dict) and len(v) <= MAX_MAP_ITEMS
+    and all(_is_str(k) and _is_str(x) for k, x in v.items()),
+    "string_set": lambda v: isinstance(v, list) and len(v) <= MAX_MAP_ITEMS and all(_is_str(x) for x in v),
+    "nullable_string": lambda v: v is None or _is_str(v),
+}
+
+
+@dataclass
+class Call:
+    node: object
+    session: dict  # {"user", "role"} or None
+    session_ref: str
+    rid: str = None
+
+
+async def dispatch(node, method_name, args, session_ref=None, rid=None):
+    m = METHODS.get(method_name) if isinstance(method_name, str) else None
+    if m is None:
+        raise ClusterError("MESSAGE_METHOD_UNKNOWN", method_name)
+    if not isinstance(args, list):
+        raise ClusterError("FIELD_TYPE_ERROR", "args", message="args must be a list")
+    if len(args) != len(m.params):
+        raise ClusterError("MESSAGE_PARAMETER_COUNT_MISMATCH", m.name, len(m.params), len(args))
+    session = None
+    if m.session:
+        session = node.sessions.get(session_ref)
+        if session is None:
+            raise ClusterError("SESSION_INVALID", session_ref if isinstance(session_ref, str) else "")
+        if auth.rank(session["role"]) < auth.rank(m.role):
+            raise ClusterError("RBAC_PERMISSION_DENIED", m.name, m.role)
+    for (pname, ptype), value in zip(m.params, args):
+        if not CHECKS[ptype](value):
+            raise ClusterError("FIELD_TYPE_ERROR", pname, message=f"{pname} must be a {ptype}")
+    return await m.fn(Call(node, session, session_ref, rid), *args)

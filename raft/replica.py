@@ -1,0 +1,251 @@
+"""A pysyncobj replica of one state machine, driven from asyncio.
+
+The state is plain data (dicts, lists, str, int, float, bool, None, bytes). Commands are plain
+data too; they travel msgpack-encoded and are applied by a deterministic apply(state, command)
+that the owner supplies. Nothing of ours is ever pickled: pysyncobj only ever sees bytes.
+
+submit() coalesces every command handed to it in the same event-loop turn into one log entry
+(pysyncobj's own batching is off), so a lone command is sent at once and a burst shares one
+entry and one msync.
+"""
+import asyncio
+import logging
+import os
+import threading
+import time
+
+import msgpack
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+
+from . import durability
+
+log = logging.getLogger("clusterd.raft")
+
+MAX_ENTRY_BYTES = 1024 * 1024
+_ARRAY = msgpack.Packer()
+_FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
+
+
+class ReplicaError(Exception):
+    """A command was not committed before its deadline; it may still commit later."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(raw):
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+class _Database(SyncObjConsumer):
+    """The replicated part. Everything set before super().__init__() stays out of snapshots."""
+
+    def __init__(self, apply, state, on_applied):
+        self.lock = threading.RLock()
+        self._apply = apply
+        self._on_applied = on_applied
+        self.state = state
+        super().__init__()
+
+    @replicated
+    def apply_batch(self, blob):
+        # Runs on the tick thread, once per committed entry. It must never raise: pysyncobj
+        # would apply the entry again.
+        try:
+            commands = unpack(blob)
+        except Exception:
+            log.exception("undecodable log entry skipped")
+            return pack([])
+        results = []
+        with self.lock:
+            for command in commands:
+                try:
+                    results.append(self._apply(self.state, command))
+                except Exception as exc:  # a bug in apply; every replica hits it the same way
+                    log.exception("apply failed for %r", command)
+                    results.append({"error": ["INTERNAL_ERROR", None, repr(exc)]})
+        if self._on_applied is not None:
+            try:
+                self._on_applied(commands, results)
+            except Exception:
+                log.exception("on_applied hook failed")
+        return pack(results)
+
+    def _serialize(self):
+        with self.lock:
+            return pack(self.state)
+
+    def _deserialize(self, data):
+        with self.lock:
+            self.state = unpack(data)
+
+
+def raft_conf(token_timeout, data_dir, password, bind_address):
+    """Raft timing derived from the token so that leadership follows membership."""
+    t = float(token_timeout)
+    return SyncObjConf(
+        password=password,
+        bindAddress=bind_address,
+        journalFile=os.path.join(data_dir, "raft.journal"),
+        fullDumpFile=os.path.join(data_dir, "raft.dump"),
+        dynamicMembershipChange=True,
+        appendEntriesUseBatch=False,
+        raftMinTimeout=0.3 * t,
+        raftMaxTimeout=0.6 * t,
+        appendEntriesPeriod=0.075 * t,  # pysyncobj wants raftMinTimeout > 3 x this
+        leaderFallbackTimeout=t,
+        connectionTimeout=max(3.5, 4 * t),
+        connectionRetryTime=min(1.0, t),
+        useFork=False,
+        logCompactionMinEntries=20000,
+        logCompactionMinTime=60,
+        commandsQueueSize=200000,
+    )
+
+
+class Replica:
+    def __init__(self, *, self_addr, partners, data_dir, password, token_timeout, apply, state,
+                 on_applied=None):
+        if not password:
+            raise ValueError("a cluster token is required: the Raft channel is never unencrypted")
+        durability.install()
+        os.makedirs(data_dir, exist_ok=True)
+        self.token_timeout = float(token_timeout)
+        self._db = _Database(apply, state, on_applied)
+        self._obj = SyncObj(self_addr, list(partners),
+                            raft_conf(token_timeout, data_dir, password, self_addr),
+                            consumers=[self._db])
+        self._pending = []
+        self._flush_scheduled = False
+        self._loop = None
+        self._last_ping = 0.0
+        self._obj.addOnTickCallback(self._keep_links_warm)
+
+    # -- reads -------------------------------------------------------------------------------
+    def read(self, fn):
+        """Call fn(state) under the apply lock; fn must copy out what it keeps."""
+        with self._db.lock:
+            return fn(self._db.state)
+
+    def ready(self):
+        return self._obj.isReady()
+
+    def tick_thread_alive(self):
+        thread = getattr(self._obj, "_SyncObj__thread", None)
+        return thread is None or thread.is_alive()
+
+    def status(self):
+        s = self._obj.getStatus()
+        leader = s.get("leader")
+        return {
+            "self": str(s["self"].id if hasattr(s["self"], "id") else s["self"]),
+            "state": {0: "follower", 1: "candidate", 2: "leader"}.get(s["state"], str(s["state"])),
+            "leader": leader.id if leader is not None else None,
+            "term": s["raft_term"],
+            "commit_index": s["commit_idx"],
+            "last_applied": s["last_applied"],
+            "log_len": s["log_len"],
+            "ready": self._obj.isReady(),
+        }
+
+    def is_leader(self):
+        return self._obj._isLeader()
+
+    # -- writes ------------------------------------------------------------------------------
+    async def submit(self, command, timeout=5.0):
+        """Commit one command; return apply's result. Retries until the deadline; the command
+        must carry its own request id so that apply drops a second copy."""
+        deadline = time.monotonic() + timeout
+        reason = "TIMEOUT"
+        while True:
+            fut = self._enqueue(command)
+            left = deadline - time.monotonic()
+            try:
+                result, err = await asyncio.wait_for(asyncio.shield(fut), max(left, 0.001))
+            except asyncio.TimeoutError:
+                raise ReplicaError(reason) from None
+            if err == FAIL_REASON.SUCCESS:
+                return result
+            reason = _FAIL_NAMES.get(err, str(err))
+            if time.monotonic() + 0.05 >= deadline:
+                raise ReplicaError(reason)
+            await asyncio.sleep(0.05)
+
+    def _enqueue(self, command):
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        fut = loop.create_future()
+        self._pending.append((pack(command), fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self):
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        batch, size = [], 0
+        for raw, fut in pending:
+            if batch and size + len(raw) > MAX_ENTRY_BYTES:
+                self._send(batch)
+                batch, size = [], 0
+            batch.append((raw, fut))
+            size += len(raw)
+        if batch:
+            self._send(batch)
+
+    def _send(self, batch):
+        loop = self._loop
+        futures = [fut for _, fut in batch]
+        blob = b"".join([_ARRAY.pack_array_header(len(batch))] + [raw for raw, _ in batch])
+
+        def done(res, err):  # tick thread
+            def resolve():
+                results = unpack(res) if err == FAIL_REASON.SUCCESS else None
+                for i, fut in enumerate(futures):
+                    if not fut.done():
+                        fut.set_result((results[i], err) if results is not None else (None, err))
+            try:
+                loop.call_soon_threadsafe(resolve)
+            except RuntimeError:  # loop closed during shutdown
+                pass
+
+        self._db.apply_batch(blob, callback=done)
+
+    def _keep_links_warm(self):
+        # Followers never talk to each other, so pysyncobj closes their idle links and the
+        # first vote request after a leader dies is lost. A tiny message keeps them open.
+        now = time.monotonic()
+        if now - self._last_ping < self.token_timeout / 4:
+            return
+        self._last_ping = now
+        transport = self._obj._SyncObj__transport
+        for node in list(self._obj._SyncObj__otherNodes):
+            transport.send(node, {"type": "keepalive"})
+
+    # -- membership --------------------------------------------------------------------------
+    async def change_membership(self, action, addr, timeout=10.0):
+        """Add or remove one Raft member; returns when the change is committed."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(res, err):
+            def resolve():
+                if not fut.done():
+                    fut.set_result(err)
+            loop.call_soon_threadsafe(resolve)
+
+        call = self._obj.addNodeToCluster if action == "add" else self._obj.removeNodeFromCluster
+        call(addr, callback=done)
+        err = await asyncio.wait_for(fut, timeout)
+        if err != FAIL_REASON.SUCCESS:
+            raise ReplicaError(_FAIL_NAMES.get(err, str(err)))
+
+    def close(self):
+        self._obj.destroy()
+

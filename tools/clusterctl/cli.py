@@ -1,0 +1,308 @@
+"""clusterctl: run a local cluster and talk to it."""
+import json
+import signal
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from clusterd.client import Client
+from clusterd.errors import ClusterError
+
+from .launcher import LauncherError, LocalCluster
+
+console = Console()
+SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "STOP": signal.SIGSTOP, "CONT": signal.SIGCONT}
+
+dir_option = click.option("--dir", "directory", envvar="CLUSTERD_DIR", type=click.Path(file_okay=False),
+                          help="the cluster dir (default: $CLUSTERD_DIR, else ~/.local/state/clusterd/local)")
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+def fail(message, code=1):
+    click.echo(f"clusterctl: {message}", err=True)
+    sys.exit(code)
+
+
+def print_json(obj):
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def client_for(cluster, node=None):
+    """A client of `node`, or of the first running node that is quorate (else any running)."""
+    creds = cluster.credentials()
+    names = [node] if node else [n["name"] for n in cluster.meta()["nodes"]]
+    fallback = None
+    for name in names:
+        n = cluster.node(name)
+        if not cluster.pid(name):
+            continue
+        c = Client(n["api"], creds["user"], creds["password"], timeout=10)
+        try:
+            if c.Node.status()["is_quorate"] or node:
+                return c
+            fallback = fallback or c
+        except (OSError, ClusterError):
+            continue
+    if fallback:
+        return fallback
+    fail("no node of the cluster answers" if not node else f"{node} does not answer")
+
+
+# -- the commands -----------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Run a local clusterd cluster and manage it."""
+
+
+@cli.command()
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 15))
+@dir_option
+@click.option("--token-timeout", default=1.0, show_default=True, type=click.FloatRange(0.1, 300))
+@click.option("--token-coefficient", default=0.65, show_default=True, type=click.FloatRange(0, 60))
+@click.option("--timeout", default=30.0, show_default=True, help="seconds to wait for quorum")
+@json_option
+def up(nodes, directory, token_timeout, token_coefficient, timeout, as_json):
+    """Start a local cluster of N nodes on 127.0.0.1 and wait until it is quorate."""
+    cluster = LocalCluster(directory)
+    try:
+        if cluster.exists():
+            existing = len(cluster.meta()["nodes"])
+            if any(cluster.pid(n["name"]) for n in cluster.meta()["nodes"]):
+                fail(f"a cluster is already running in {cluster.dir}; `clusterctl down` stops it")
+            if existing != nodes:
+                fail(f"{cluster.dir} holds a stopped {existing}-node cluster; `clusterctl down` removes it")
+        else:
+            cluster.create(nodes, token_timeout, token_coefficient)
+        for n in cluster.meta()["nodes"]:
+            cluster.start(n["name"])
+        t0 = time.monotonic()
+        st = cluster.wait_quorate(timeout)
+    except LauncherError as e:
+        fail(str(e))
+    if as_json:
+        print_json(st)
+    else:
+        console.print(f"cluster up in {cluster.dir}: quorate after {time.monotonic() - t0:.1f} s")
+        show_status(st)
+
+
+@cli.command()
+@dir_option
+@click.option("--keep", is_flag=True, help="stop the daemons but keep configs, data and logs")
+def down(directory, keep):
+    """Stop the local cluster's daemons and remove its dir."""
+    cluster = LocalCluster(directory)
+    if not cluster.exists():
+        click.echo(f"no cluster in {cluster.dir}")
+        return
+    stopped = cluster.stop_all()
+    if not keep:
+        cluster.destroy()
+    click.echo(f"stopped {stopped} daemon(s)" + ("" if keep else f"; removed {cluster.dir}"))
+
+
+@cli.command()
+@dir_option
+@json_option
+def status(directory, as_json):
+    """The Cluster record and each node's own view."""
+    try:
+        st = LocalCluster(directory).status()
+    except LauncherError as e:
+        fail(str(e))
+    if as_json:
+        print_json(st)
+    else:
+        show_status(st)
+
+
+def show_status(st):
+    c = st["cluster"]
+    if c:
+        console.print(f"[bold]Cluster[/] {c['uuid']}  stack {c['cluster_stack']}  leader [bold]{c['leader']}[/]  "
+                      f"quorate {c['is_quorate']}  live_hosts {c['live_hosts']}/{c['expected_hosts']}  "
+                      f"quorum {c['quorum']}  token {c['token_timeout']} s + {c['token_timeout_coefficient']} s/node")
+        if c["other_config"]:
+            console.print(f"other_config {c['other_config']}")
+    else:
+        console.print("[yellow]no Cluster record (no reachable node holds one)[/]")
+    t = Table("node", "pid", "reachable", "quorate", "live_hosts", "leader", "raft", "term", "commit index")
+    for n in st["nodes"]:
+        def cell(v):
+            return "-" if v is None else str(v)
+        t.add_row(n["name"], cell(n["pid"]), "yes" if n["reachable"] else "[red]no[/]",
+                  {True: "[green]yes[/]", False: "[red]no[/]"}.get(n["is_quorate"], "-"),
+                  cell(n["live_hosts"]), cell(n["leader"]), cell(n.get("raft_state")), cell(n["term"]),
+                  cell(n["commit_index"]))
+    console.print(t)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--signal", "sig", type=click.Choice(list(SIGNALS)), default="KILL", show_default=True)
+@dir_option
+def kill(name, sig, directory):
+    """Send a signal to a node's daemon (default SIGKILL)."""
+    try:
+        pid = LocalCluster(directory).kill(name, SIGNALS[sig])
+    except LauncherError as e:
+        fail(str(e))
+    click.echo(f"sent SIG{sig} to {name} (pid {pid})")
+
+
+@cli.command()
+@click.argument("name")
+@dir_option
+def start(name, directory):
+    """Start a node's daemon again (it catches up from its journal and the leader)."""
+    try:
+        pid = LocalCluster(directory).start(name)
+    except LauncherError as e:
+        fail(str(e))
+    click.echo(f"started {name} (pid {pid})")
+
+
+@cli.command()
+@dir_option
+@json_option
+def credentials(directory, as_json):
+    """The pool-admin credentials of the local cluster."""
+    cluster = LocalCluster(directory)
+    try:
+        with open(f"{cluster.dir}/admin.json") as f:
+            creds = json.load(f)
+    except OSError:
+        fail(f"no credentials in {cluster.dir}")
+    if as_json:
+        print_json(creds)
+    else:
+        click.echo(f"user {creds['user']}\npassword {creds['password']}")
+
+
+# -- cluster ----------------------------------------------------------------------------------
+@cli.group("cluster")
+def cluster_group():
+    """Read and change the Cluster object."""
+
+
+def _call(directory, node, method, *args):
+    cluster = LocalCluster(directory)
+    try:
+        c = client_for(cluster, node)
+        ref = c.Cluster.get_all()
+        if not ref:
+            fail("there is no Cluster (it was destroyed)")
+        return getattr(getattr(c, method.split(".")[0]), method.split(".")[1])(ref[0], *args)
+    except LauncherError as e:
+        fail(str(e))
+    except ClusterError as e:
+        fail(str(e), 3)
+
+
+node_option = click.option("--node", help="the node to ask (default: a quorate one)")
+
+
+@cluster_group.command("get")
+@dir_option
+@node_option
+@json_option
+def cluster_get(directory, node, as_json):
+    """The Cluster record."""
+    rec = _call(directory, node, "Cluster.get_record")
+    if as_json:
+        print_json(rec)
+    else:
+        t = Table("field", "value")
+        for k in sorted(rec):
+            t.add_row(k, str(rec[k]))
+        console.print(t)
+
+
+@cluster_group.command("set-other-config")
+@click.argument("pairs", nargs=-1, required=True)
+@dir_option
+@node_option
+def cluster_set_other_config(pairs, directory, node):
+    """Add or change KEY=VALUE pairs in other_config (other keys are kept)."""
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        fail(f"expected KEY=VALUE, got {bad[0]!r}", 2)
+    current = _call(directory, node, "Cluster.get_other_config")
+    current.update(p.split("=", 1) for p in pairs)
+    _call(directory, node, "Cluster.set_other_config", current)
+    click.echo("other_config " + json.dumps(current, sort_keys=True))
+
+
+@cluster_group.command("remove-other-config")
+@click.argument("key")
+@dir_option
+@node_option
+def cluster_remove_other_config(key, directory, node):
+    """Remove KEY from other_config."""
+    _call(directory, node, "Cluster.remove_from_other_config", key)
+    click.echo(f"removed {key}")
+
+
+# -- node membership --------------------------------------------------------------------------
+@cli.group("node")
+def node_group():
+    """Add or remove cluster members (Raft dynamic membership, one change at a time)."""
+
+
+def _leader_client(cluster):
+    st = cluster.status()
+    leader = st["cluster"] and st["cluster"]["leader"]
+    if not leader:
+        fail("no leader: the cluster is not quorate")
+    return client_for(cluster, leader)
+
+
+@node_group.command("add")
+@click.argument("name")
+@dir_option
+def node_add(name, directory):
+    """Add a new node to the cluster and start it."""
+    cluster = LocalCluster(directory)
+    try:
+        c = _leader_client(cluster)
+        entry = cluster.add_node_entry(name, cluster.meta()["nodes"])
+        try:
+            c.Node.add(name, entry["raft"], entry["heartbeat"], entry["api"])
+        except ClusterError:
+            cluster.forget_node_entry(name)
+            raise
+        pid = cluster.start(name)
+    except LauncherError as e:
+        fail(str(e))
+    except ClusterError as e:
+        fail(str(e), 3)
+    click.echo(f"added {name} (pid {pid})")
+
+
+@node_group.command("remove")
+@click.argument("name")
+@dir_option
+def node_remove(name, directory):
+    """Remove a node from the cluster and stop it."""
+    cluster = LocalCluster(directory)
+    try:
+        _leader_client(cluster).Node.remove(name)
+        if cluster.pid(name):
+            cluster.kill(name, signal.SIGTERM)
+        cluster.forget_node_entry(name)
+    except LauncherError as e:
+        fail(str(e))
+    except ClusterError as e:
+        fail(str(e), 3)
+    click.echo(f"removed {name}")
+
+
+def main():
+    cli()
+
+
+if __name__ == "__main__":
+    main()
