@@ -119,7 +119,8 @@ class AsyncClient:
         self.session = None
         self._ids = itertools.count(1)
         self._waiting = {}
-        self._reader = self._writer = self._task = None
+        self._writer = self._task = None
+        self._lock = self._login_lock = None  # made on first use, on the caller's loop
 
     def __getattr__(self, name):
         if name[:1].isupper():
@@ -127,11 +128,13 @@ class AsyncClient:
         raise AttributeError(name)
 
     async def connect(self):
-        if self._writer is None:
-            host, port = _address(self.address)
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=wire.MAX_FRAME + 16), self.timeout)
-            self._task = asyncio.ensure_future(self._read_loop())
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if self._writer is None:
+                host, port = _address(self.address)
+                reader, self._writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, limit=wire.MAX_FRAME + 16), self.timeout)
+                self._task = asyncio.ensure_future(self._read_loop(reader))
         return self
 
     async def close(self):
@@ -148,11 +151,11 @@ class AsyncClient:
     async def __aexit__(self, *exc):
         await self.close()
 
-    async def _read_loop(self):
+    async def _read_loop(self, reader):
         try:
             while True:
-                (length,) = wire.HEADER.unpack(await self._reader.readexactly(wire.HEADER.size))
-                resp = wire.decode(await self._reader.readexactly(length))
+                (length,) = wire.HEADER.unpack(await reader.readexactly(wire.HEADER.size))
+                resp = wire.decode(await reader.readexactly(length))
                 fut = self._waiting.pop(resp.get("id"), None)
                 if fut is not None and not fut.done():
                     fut.set_result(resp)
@@ -184,7 +187,10 @@ class AsyncClient:
 
     async def call(self, method, *args, rid=None):
         if self.session is None and self.user is not None:
-            await self.login()
+            self._login_lock = self._login_lock or asyncio.Lock()
+            async with self._login_lock:  # one login for many concurrent first calls
+                if self.session is None:
+                    await self.login()
         rid = rid or str(uuid.uuid4())
         for attempt in range(self.retries + 1):
             resp = await self.request({"method": method, "args": list(args), "session": self.session, "rid": rid})

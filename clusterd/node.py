@@ -58,7 +58,7 @@ class Node:
         committed = self.replica.read(lambda s: {n: dict(m) for n, m in s["members"].items()})
         return committed or {m["name"]: dict(m) for m in self.cfg.members}
 
-    async def write(self, op, rid=None, **args):
+    async def write(self, op, /, rid=None, **args):
         if not self.replica.ready():
             raise ClusterError("CLUSTER_NOT_READY")
         if not self.membership.view()["is_quorate"]:

@@ -129,7 +129,7 @@ def show_status(st):
             console.print(f"other_config {c['other_config']}")
     else:
         console.print("[yellow]no Cluster record (no reachable node holds one)[/]")
-    t = Table("node", "pid", "reachable", "quorate", "live_hosts", "leader", "raft", "term", "commit index")
+    t = Table("node", "pid", "up", "quorate", "live", "leader", "raft", "term", "commit")
     for n in st["nodes"]:
         def cell(v):
             return "-" if v is None else str(v)
