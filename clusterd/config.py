@@ -4,6 +4,7 @@
     raft = "127.0.0.1:7101"          # Raft (pysyncobj) TCP address
     heartbeat = "127.0.0.1:7201"     # membership UDP address
     api = "127.0.0.1:7301"           # client API TCP address
+    xapi = "127.0.0.1:7401"          # XenAPI (XML-RPC over HTTP) address; "off" or absent: none
     data_dir = "/var/lib/clusterd/node1"
     token_file = "/etc/clusterd/cluster.token"
     users_file = "/etc/clusterd/users.json"
@@ -40,6 +41,7 @@ class Config:
     token_timeout: float = 1.0
     token_coefficient: float = 0.65
     members: list = field(default_factory=list)
+    xapi: str = None  # HOST:PORT of the XenAPI endpoint, None when it is off
 
     def token(self):
         try:
@@ -77,6 +79,7 @@ def parser():
     p.add_argument("--config", help="TOML configuration file")
     for flag in ("name", "raft", "heartbeat", "api", "data-dir", "token-file", "users-file"):
         p.add_argument(f"--{flag}")
+    p.add_argument("--xapi", metavar="HOST:PORT|off", help="serve the XenAPI (XML-RPC over HTTP) here")
     p.add_argument("--token-timeout", type=float)
     p.add_argument("--token-coefficient", type=float)
     p.add_argument("--member", action="append", default=None, metavar="NAME=RAFT,HEARTBEAT,API",
@@ -94,7 +97,7 @@ def load(argv=None):
                 values = tomllib.load(f)
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"{args.config}: {e}") from None
-    for key in ("name", "raft", "heartbeat", "api", "data_dir", "token_file", "users_file",
+    for key in ("name", "raft", "heartbeat", "api", "xapi", "data_dir", "token_file", "users_file",
                 "token_timeout", "token_coefficient"):
         v = getattr(args, key)
         if v is not None:
@@ -116,6 +119,10 @@ def validate(values):
     cfg = Config(**values)
     for what in ("raft", "heartbeat", "api"):
         check_address(what, getattr(cfg, what))
+    if cfg.xapi in (None, "", "off"):
+        cfg.xapi = None
+    elif check_address("xapi", cfg.xapi) in (cfg.api, cfg.raft):
+        raise ConfigError(f"xapi: {cfg.xapi} is already the api or raft address")
     if not 0.1 <= float(cfg.token_timeout) <= 300:
         raise ConfigError("token_timeout must be between 0.1 and 300 seconds")
     if not 0 <= float(cfg.token_coefficient) <= 60:

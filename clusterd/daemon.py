@@ -6,7 +6,7 @@ import sys
 
 import uvloop
 
-from . import config, membership, methods, server  # noqa: F401  (methods registers the API)
+from . import config, membership, methods, server, xapi  # noqa: F401  (methods registers the API)
 from .node import Node
 
 log = logging.getLogger("clusterd")
@@ -22,17 +22,21 @@ async def serve(node):
         members=lambda: {n: {"heartbeat": x["heartbeat"], "votes": x.get("votes", 1)} for n, x in members().items()})
     node.attach(loop, m)
     api = await server.start(node, cfg.api)
+    xapi_runner = await xapi.start(node, cfg.xapi) if cfg.xapi else None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.ensure_future(m.run()), asyncio.ensure_future(node.leader_duties()),
              asyncio.ensure_future(_watch_tick_thread(node, stop))]
-    log.info("clusterd %s serving: api %s, raft %s, heartbeat %s", cfg.name, cfg.api, cfg.raft, cfg.heartbeat)
+    log.info("clusterd %s serving: api %s, raft %s, heartbeat %s, xapi %s", cfg.name, cfg.api, cfg.raft,
+             cfg.heartbeat, f"http://{cfg.xapi}/" if cfg.xapi else "off")
     await stop.wait()
     log.info("clusterd %s stopping", cfg.name)
     for t in tasks:
         t.cancel()
     api.close()
+    if xapi_runner is not None:
+        await xapi_runner.cleanup()
 
 
 async def _watch_tick_thread(node, stop):

@@ -23,6 +23,7 @@ CODES = {
     # the Cluster seed page
     "INVALID_CLUSTER_STACK": (None, "only the cluster stack 'corosync' is supported"),
     "PIF_ALLOWS_UNPLUG": (None, "the PIF allows unplug"),
+    "PIF_NOT_ATTACHED_TO_HOST": (None, "the PIF does not belong to that host"),
     "REQUIRED_PIF_IS_UNPLUGGED": (None, "the PIF is unplugged"),
     "CLUSTER_DOES_NOT_HAVE_ONE_NODE": (None, "the cluster must have exactly one cluster host"),
     "CLUSTER_STACK_IN_USE": (None, "the cluster stack is still in use"),

@@ -1,14 +1,19 @@
-"""The API's methods: session, Cluster (the seed page), Cluster_host, host, network, PIF, Node.
+"""The API's methods: session, Cluster (the seed page), Cluster_host, host, pool, network, PIF,
+task, Node.
 
 Records are built from the committed database plus, for the runtime fields the seed marks
-"RO/runtime" (is_quorate, live_hosts, quorum), this node's own measured view.
+"RO/runtime" (is_quorate, live_hosts, quorum, each Cluster_host's live), this node's own
+measured view. The pool is the cluster's (its ref derives from the interconnect network's) and
+its master is the Raft leader as this node sees it.
 """
 import asyncio
 import uuid
 
 from . import db
 from .errors import ClusterError
+from .node import new_ids
 from .rpc import rpc
+from .tasks import NULL_REF
 
 RO, OP, ADMIN = "read-only", "pool-operator", "pool-admin"
 SELF = ("self", "ref")
@@ -24,12 +29,16 @@ async def _login(call, user, password):
     return call.node.sessions.open(user, role)
 
 
+# xapi's slave_local_login_with_password / local_logout log in to the one host asked; every
+# clusterd session is already local to the node that made it, so they are the same calls.
 @rpc("session.login_with_password", params=(("uname", "string"), ("pwd", "string")), session=False)
+@rpc("session.slave_local_login_with_password", params=(("uname", "string"), ("pwd", "string")), session=False)
 async def login_with_password(call, user, password):
     return await _login(call, user, password)
 
 
 @rpc("session.logout")
+@rpc("session.local_logout")
 async def logout(call):
     call.node.sessions.close(call.session_ref)
     return ""
@@ -195,8 +204,13 @@ async def cluster_pool_create(call, network, stack, token_timeout, coefficient):
 
 def _lifecycle(op):
     async def run(call, ref):
-        await call.node.write(f"cluster.{op}", rid=call.rid, self=ref,
-                              cluster_host_ids=_ids_for_missing_hosts(call) if op == "pool_resync" else {})
+        try:
+            await call.node.write(f"cluster.{op}", rid=call.rid, self=ref,
+                                  cluster_host_ids=_ids_for_missing_hosts(call) if op == "pool_resync" else {})
+        except ClusterError as e:
+            if op == "pool_force_destroy" and e.code in ("CLUSTER_NOT_QUORATE", "CLUSTER_NOT_READY"):
+                raise ClusterError("CLUSTER_FORCE_DESTROY_FAILED", ref, e.code, message=e.message) from None
+            raise
         return ""
     rpc(f"Cluster.{op}", role=OP, params=(SELF,))(run)
 
@@ -210,21 +224,45 @@ for _op in ("destroy", "pool_destroy", "pool_force_destroy", "pool_resync"):
     _lifecycle(_op)
 
 
-# -- Cluster_host, host, network, PIF ---------------------------------------------------------
-def cluster_host_record(state, ch):
+# -- Cluster_host ----------------------------------------------------------------------------
+@rpc("Cluster_host.create", role=OP, params=(("cluster", "ref"), ("host", "ref"), ("pif", "ref")))
+async def cluster_host_create(call, cluster, host, pif):
+    return await call.node.write("cluster_host.create", rid=call.rid, cluster=cluster, host=host, pif=pif,
+                                 ids=new_ids())
+
+
+def _cluster_host_op(op, role):
+    async def run(call, ref):
+        await call.node.write(f"cluster_host.{op}", rid=call.rid, self=ref)
+        return ""
+    rpc(f"Cluster_host.{op}", role=role, params=(SELF,))(run)
+
+
+for _op in ("destroy", "force_destroy", "enable", "disable"):
+    _cluster_host_op(_op, OP)
+_cluster_host_op("forget", ADMIN)  # xapi keeps it to local root: our nearest is pool-admin
+
+
+# -- the generated messages of Cluster_host, host, pool, network, PIF, task -------------------
+def cluster_host_record(node, state, ch):
     m = state["members"][ch["host"]]
+    allowed = ["disable", "destroy"] if ch["enabled"] else ["enable"]
     return {
         "uuid": ch["uuid"], "cluster": state["cluster"]["ref"] if state["cluster"] else "",
         "host": m["host_ref"], "enabled": ch["enabled"], "PIF": ch["PIF"], "joined": ch["joined"],
-        "live": ch["live"], "last_update_live": ch["last_update_live"],
-        "allowed_operations": ["disable"] if ch["enabled"] else ["enable"],
-        "current_operations": {}, "other_config": dict(ch["other_config"]),
+        "live": ch["host"] in node.membership.view()["live"], "last_update_live": ch["last_update_live"],
+        "allowed_operations": allowed, "current_operations": {}, "other_config": dict(ch["other_config"]),
     }
+
+
+API_VERSION = (2, 21)  # what host.get_API_version_major/minor report, so that the SDK's API_version works
 
 
 def host_record(m):
     return {"uuid": m["host_uuid"], "name_label": m["name"], "hostname": m["name"],
-            "address": m["raft"].rsplit(":", 1)[0], "PIFs": [m["pif_ref"]]}
+            "address": m["raft"].rsplit(":", 1)[0], "PIFs": [m["pif_ref"]],
+            "API_version_major": API_VERSION[0], "API_version_minor": API_VERSION[1],
+            "API_version_vendor": "clusterd"}
 
 
 def pif_record(state, m):
@@ -238,36 +276,62 @@ def network_record(state):
             "PIFs": [m["pif_ref"] for m in state["members"].values()]}
 
 
+def pools(state):
+    """The one pool, derived from the interconnect network so that every node names it alike."""
+    if not state["network"]:
+        return {}
+    ns = uuid.UUID(state["network"]["uuid"])
+    return {f"OpaqueRef:{uuid.uuid5(ns, 'pool ref')}": str(uuid.uuid5(ns, "pool uuid"))}
+
+
+def pool_record(node, state, pool_uuid):
+    leader = node.replica.status()["leader"]
+    master = next((m["host_ref"] for m in state["members"].values() if m["raft"] == leader), None)
+    if master is None:  # no leader in sight: this node answers for itself
+        master = state["members"].get(node.cfg.name, {}).get("host_ref", NULL_REF)
+    return {"uuid": pool_uuid, "name_label": "clusterd", "name_description": "the clusterd cluster",
+            "master": master, "other_config": {}}
+
+
+def task_record(node, state, t):
+    me = state["members"].get(node.cfg.name)
+    return {**{k: v for k, v in t.items() if k != "owner"},
+            "resident_on": me["host_ref"] if me else NULL_REF}
+
+
 TABLES = {
-    # class: (refs -> raw objects, raw object -> record)
-    "Cluster_host": (lambda s: s["cluster_hosts"], cluster_host_record),
-    "host": (lambda s: {m["host_ref"]: m for m in s["members"].values()}, lambda s, m: host_record(m)),
-    "PIF": (lambda s: {m["pif_ref"]: m for m in s["members"].values()}, pif_record),
-    "network": (lambda s: {s["network"]["ref"]: s["network"]} if s["network"] else {},
-                lambda s, n: network_record(s)),
+    # class: ((node, state) -> {ref: raw object}, (node, state, raw object) -> record)
+    "Cluster_host": (lambda node, s: s["cluster_hosts"], cluster_host_record),
+    "host": (lambda node, s: {m["host_ref"]: m for m in s["members"].values()},
+             lambda node, s, m: host_record(m)),
+    "pool": (lambda node, s: pools(s), pool_record),
+    "PIF": (lambda node, s: {m["pif_ref"]: m for m in s["members"].values()}, lambda node, s, m: pif_record(s, m)),
+    "network": (lambda node, s: {s["network"]["ref"]: s["network"]} if s["network"] else {},
+                lambda node, s, n: network_record(s)),
+    "task": (lambda node, s: node.tasks.records, task_record),
 }
 
 
 def _table_methods(cls, objects, record):
-    def get_record(s, ref):
-        obj = objects(s).get(ref)
+    def get_record(node, s, ref):
+        obj = objects(node, s).get(ref) if isinstance(ref, str) else None
         if obj is None:
             raise ClusterError("HANDLE_INVALID", cls, ref)
-        return record(s, obj)
+        return record(node, s, obj)
 
     async def get_all(call):
-        return call.node.read(lambda s: list(objects(s)))
+        return call.node.read(lambda s: list(objects(call.node, s)))
 
     async def get_all_records(call):
-        return call.node.read(lambda s: {r: record(s, o) for r, o in objects(s).items()})
+        return call.node.read(lambda s: {r: record(call.node, s, o) for r, o in objects(call.node, s).items()})
 
     async def get_record_m(call, ref):
-        return call.node.read(lambda s: get_record(s, ref))
+        return call.node.read(lambda s: get_record(call.node, s, ref))
 
     async def get_by_uuid(call, uuid_):
         def find(s):
-            for r, o in objects(s).items():
-                if record(s, o)["uuid"] == uuid_:
+            for r, o in objects(call.node, s).items():
+                if record(call.node, s, o)["uuid"] == uuid_:
                     return r
             raise ClusterError("UUID_INVALID", cls, uuid_)
         return call.node.read(find)
@@ -282,19 +346,33 @@ def _table_methods(cls, objects, record):
 def _field_getters(cls, get_record, fields):
     for f in fields:
         async def get(call, ref, f=f):
-            return call.node.read(lambda s: get_record(s, ref)[f])
+            return call.node.read(lambda s: get_record(call.node, s, ref)[f])
         rpc(f"{cls}.get_{f}", params=(SELF,))(get)
 
 
 _FIELDS = {
     "Cluster_host": ("uuid", "cluster", "host", "enabled", "PIF", "joined", "live", "last_update_live",
                      "allowed_operations", "current_operations", "other_config"),
-    "host": ("uuid", "name_label", "hostname", "address", "PIFs"),
+    "host": ("uuid", "name_label", "hostname", "address", "PIFs", "API_version_major", "API_version_minor",
+             "API_version_vendor"),
+    "pool": ("uuid", "name_label", "name_description", "master", "other_config"),
     "PIF": ("uuid", "host", "network", "IP", "device", "currently_attached"),
     "network": ("uuid", "name_label", "PIFs"),
+    "task": ("uuid", "name_label", "name_description", "status", "progress", "created", "finished", "result",
+             "error_info", "type", "other_config", "allowed_operations", "current_operations", "resident_on",
+             "subtask_of", "subtasks"),
 }
 for _cls, (_objects, _rec) in TABLES.items():
     _field_getters(_cls, _table_methods(_cls, _objects, _rec), _FIELDS[_cls])
+
+
+@rpc("task.destroy", params=(SELF,))
+async def task_destroy(call, ref):
+    task = call.node.tasks.get(ref)
+    if task["owner"] != call.session["user"] and call.session["role"] != ADMIN:
+        raise ClusterError("RBAC_PERMISSION_DENIED", "task.destroy", "only the task's owner or a pool-admin")
+    call.node.tasks.destroy(ref)
+    return ""
 
 
 # -- Node: this daemon ------------------------------------------------------------------------

@@ -63,8 +63,10 @@ def cli():
 @click.option("--token-timeout", default=1.0, show_default=True, type=click.FloatRange(0.1, 300))
 @click.option("--token-coefficient", default=0.65, show_default=True, type=click.FloatRange(0, 60))
 @click.option("--timeout", default=30.0, show_default=True, help="seconds to wait for quorum")
+@click.option("--xapi/--no-xapi", default=True, show_default=True,
+              help="serve the XenAPI (XML-RPC over HTTP) on each node; `status` shows the URLs")
 @json_option
-def up(nodes, directory, token_timeout, token_coefficient, timeout, as_json):
+def up(nodes, directory, token_timeout, token_coefficient, timeout, xapi, as_json):
     """Start a local cluster of N nodes on 127.0.0.1 and wait until it is quorate."""
     cluster = LocalCluster(directory)
     try:
@@ -75,7 +77,7 @@ def up(nodes, directory, token_timeout, token_coefficient, timeout, as_json):
             if existing != nodes:
                 fail(f"{cluster.dir} holds a stopped {existing}-node cluster; `clusterctl down` removes it")
         else:
-            cluster.create(nodes, token_timeout, token_coefficient)
+            cluster.create(nodes, token_timeout, token_coefficient, xapi)
         for n in cluster.meta()["nodes"]:
             cluster.start(n["name"])
         t0 = time.monotonic()
@@ -138,6 +140,9 @@ def show_status(st):
                   cell(n["live_hosts"]), cell(n["leader"]), cell(n.get("raft_state")), cell(n["term"]),
                   cell(n["commit_index"]))
     console.print(t)
+    urls = [f"{n['name']} {n['xapi_url']}" for n in st["nodes"] if n.get("xapi_url")]
+    if urls:
+        console.print("XenAPI SDK: " + "  ".join(urls), soft_wrap=True)
 
 
 @cli.command()
