@@ -30,14 +30,29 @@ def ok(value=None):
 
 
 # -- handlers ---------------------------------------------------------------------------------
-HANDLERS = {}
+HANDLERS = {}  # op -> (precondition or None, handler)
 
 
-def handler(op):
+def handler(op, needs=None):
+    """Register a handler; `needs(state, cmd)` returns a failure when the command cannot apply.
+    apply() checks it first, and Node.write checks it against the local state before
+    submitting, so a write that is bound to be refused never takes a log entry."""
     def deco(fn):
-        HANDLERS[op] = fn
+        HANDLERS[op] = (needs, fn)
         return fn
     return deco
+
+
+def _needs_cluster_host(state, cmd):
+    if _cluster_host(state, cmd["self"]) is None:
+        return failure("HANDLE_INVALID", "Cluster_host", cmd["self"])
+    return None
+
+
+def _needs_cluster(state, cmd):
+    if _cluster(state, cmd["self"]) is None:
+        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
+    return None
 
 
 def _cluster(state, ref):
@@ -66,6 +81,8 @@ def _bootstrap(state, cmd):
     """The first leader records the configured members and creates the cluster."""
     if state["bootstrapped"]:
         return failure("CLUSTER_ALREADY_EXISTS")
+    if cmd["cluster_stack"] != CLUSTER_STACK:  # validate before recording anything
+        return failure("INVALID_CLUSTER_STACK", cmd["cluster_stack"])
     for m in cmd["members"]:
         state["members"][m["name"]] = dict(m)
     state["network"] = dict(cmd["network"])
@@ -81,6 +98,7 @@ def _create(state, cmd, names):
     missing = [n for n in names if n not in state["members"]]
     if missing:
         return failure("HANDLE_INVALID", "host", *missing)
+    hosts = _new_cluster_hosts(state, cmd, names)  # may raise on a bad command: before any change
     state["cluster"] = {
         "uuid": cmd["uuid"], "ref": cmd["ref"],
         "network": state["network"]["ref"],
@@ -94,7 +112,7 @@ def _create(state, cmd, names):
         "other_config": {},
         "pending_forget": [],
     }
-    state["cluster_hosts"] = _new_cluster_hosts(state, cmd, names)
+    state["cluster_hosts"] = hosts
     return ok(cmd["ref"])
 
 
@@ -105,10 +123,8 @@ def _cluster_create(state, cmd):
     return _create(state, cmd, names=list(cmd["hosts"]))
 
 
-@handler("cluster.destroy")
+@handler("cluster.destroy", needs=_needs_cluster)
 def _cluster_destroy(state, cmd):
-    if _cluster(state, cmd["self"]) is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
     if len(state["cluster_hosts"]) != 1:
         return failure("CLUSTER_DOES_NOT_HAVE_ONE_NODE", len(state["cluster_hosts"]))
     return _drop_cluster(state)
@@ -120,72 +136,59 @@ def _drop_cluster(state):
     return ok()
 
 
-@handler("cluster.pool_destroy")
+@handler("cluster.pool_destroy", needs=_needs_cluster)
 def _pool_destroy(state, cmd):
-    if _cluster(state, cmd["self"]) is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
     disabled = [ref for ref, ch in state["cluster_hosts"].items() if not ch["enabled"]]
     if disabled:
         return failure("CLUSTERING_DISABLED", disabled[0])
     return _drop_cluster(state)
 
 
-@handler("cluster.pool_force_destroy")
+@handler("cluster.pool_force_destroy", needs=_needs_cluster)
 def _pool_force_destroy(state, cmd):
-    if _cluster(state, cmd["self"]) is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
     return _drop_cluster(state)
 
 
-@handler("cluster.pool_resync")
+@handler("cluster.pool_resync", needs=_needs_cluster)
 def _pool_resync(state, cmd):
     """Create the Cluster_host records that are missing, and enable every one."""
-    if _cluster(state, cmd["self"]) is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
     have = {ch["host"] for ch in state["cluster_hosts"].values()}
-    missing = [n for n in state["members"] if n not in have]
+    forgotten = state["cluster"]["pending_forget"]
+    missing = [n for n, m in state["members"].items() if n not in have and m["heartbeat"] not in forgotten]
     state["cluster_hosts"].update(_new_cluster_hosts(state, cmd, missing))
     for ch in state["cluster_hosts"].values():
         ch["enabled"] = ch["joined"] = True
     return ok()
 
 
-@handler("cluster.set_other_config")
+@handler("cluster.set_other_config", needs=_needs_cluster)
 def _set_other_config(state, cmd):
-    c = _cluster(state, cmd["self"])
-    if c is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
+    c = state["cluster"]
     c["other_config"] = dict(cmd["value"])
     return ok()
 
 
-@handler("cluster.add_to_other_config")
+@handler("cluster.add_to_other_config", needs=_needs_cluster)
 def _add_to_other_config(state, cmd):
-    c = _cluster(state, cmd["self"])
-    if c is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
+    c = state["cluster"]
     if cmd["key"] in c["other_config"]:
         return failure("MAP_DUPLICATE_KEY", "Cluster", "other_config", cmd["self"], cmd["key"])
     c["other_config"][cmd["key"]] = cmd["value"]
     return ok()
 
 
-@handler("cluster.remove_from_other_config")
+@handler("cluster.remove_from_other_config", needs=_needs_cluster)
 def _remove_from_other_config(state, cmd):
-    c = _cluster(state, cmd["self"])
-    if c is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
+    c = state["cluster"]
     c["other_config"].pop(cmd["key"], None)
     return ok()
 
 
-@handler("cluster.cas_other_config")
+@handler("cluster.cas_other_config", needs=_needs_cluster)
 def _cas_other_config(state, cmd):
     """Compare-and-set one key: expected None means "absent"; new None removes the key.
     Returns {"swapped": bool, "value": the value before}."""
-    c = _cluster(state, cmd["self"])
-    if c is None:
-        return failure("HANDLE_INVALID", "Cluster", cmd["self"])
+    c = state["cluster"]
     before = c["other_config"].get(cmd["key"])
     if before != cmd["expected"]:
         return ok({"swapped": False, "value": before})
@@ -194,6 +197,83 @@ def _cas_other_config(state, cmd):
     else:
         c["other_config"][cmd["key"]] = cmd["new"]
     return ok({"swapped": True, "value": before})
+
+
+# -- Cluster_host -----------------------------------------------------------------------------
+def _cluster_host(state, ref):
+    return state["cluster_hosts"].get(ref) if isinstance(ref, str) else None
+
+
+@handler("cluster_host.create")
+def _cluster_host_create(state, cmd):
+    """Join one host (cmd["host"] is its host ref) to the cluster on its PIF."""
+    c = _cluster(state, cmd["cluster"])
+    if c is None:
+        return failure("HANDLE_INVALID", "Cluster", cmd["cluster"])
+    name = next((n for n, m in state["members"].items() if m["host_ref"] == cmd["host"]), None)
+    if name is None:
+        return failure("HANDLE_INVALID", "host", cmd["host"])
+    member = state["members"][name]
+    if cmd["pif"] != member["pif_ref"]:
+        if any(m["pif_ref"] == cmd["pif"] for m in state["members"].values()):
+            return failure("PIF_NOT_ATTACHED_TO_HOST", cmd["pif"], cmd["host"])
+        return failure("HANDLE_INVALID", "PIF", cmd["pif"])
+    if any(ch["host"] == name for ch in state["cluster_hosts"].values()):
+        return failure("INVALID_VALUE", "host", cmd["host"], message="the host already has a Cluster_host")
+    if member["heartbeat"] in c["pending_forget"]:
+        return failure("INVALID_VALUE", "host", cmd["host"], message="the host was forgotten: it must not rejoin")
+    state["cluster_hosts"].update(_new_cluster_hosts(state, {"cluster_host_ids": {name: cmd["ids"]}, "at": cmd["at"]},
+                                                     [name]))
+    return ok(cmd["ids"][0])
+
+
+@handler("cluster_host.destroy", needs=_needs_cluster_host)
+def _cluster_host_destroy(state, cmd):
+    ch = state["cluster_hosts"][cmd["self"]]
+    if not ch["enabled"]:
+        return failure("CLUSTERING_DISABLED", cmd["self"])
+    if len(state["cluster_hosts"]) == 1:
+        return failure("CLUSTER_HOST_IS_LAST", cmd["self"])
+    del state["cluster_hosts"][cmd["self"]]
+    return ok()
+
+
+@handler("cluster_host.force_destroy", needs=_needs_cluster_host)
+def _cluster_host_force_destroy(state, cmd):
+    """Whatever its state, even the last one (Cluster.pool_force_destroy's step)."""
+    del state["cluster_hosts"][cmd["self"]]
+    return ok()
+
+
+def _set_enabled(state, cmd, enabled):
+    ch = state["cluster_hosts"][cmd["self"]]
+    ch["enabled"] = enabled
+    return ok()
+
+
+@handler("cluster_host.enable", needs=_needs_cluster_host)
+def _cluster_host_enable(state, cmd):
+    return _set_enabled(state, cmd, True)
+
+
+@handler("cluster_host.disable", needs=_needs_cluster_host)
+def _cluster_host_disable(state, cmd):
+    return _set_enabled(state, cmd, False)
+
+
+@handler("cluster_host.forget", needs=_needs_cluster_host)
+def _cluster_host_forget(state, cmd):
+    """Declare the host permanently dead: drop its Cluster_host and keep its membership
+    address in the Cluster's pending_forget until the member itself is removed."""
+    ch = state["cluster_hosts"][cmd["self"]]
+    if len(state["cluster_hosts"]) == 1:
+        return failure("CLUSTER_HOST_IS_LAST", cmd["self"])
+    address = state["members"][ch["host"]]["heartbeat"]
+    pending = state["cluster"]["pending_forget"]
+    if address not in pending:
+        pending.append(address)
+    del state["cluster_hosts"][cmd["self"]]
+    return ok()
 
 
 @handler("membership.view")
@@ -231,21 +311,30 @@ def _member_remove(state, cmd):
         return failure("HANDLE_INVALID", "host", name)
     if len(state["members"]) == 1:
         return failure("CLUSTER_HOST_IS_LAST", name)
-    del state["members"][name]
+    heartbeat = state["members"].pop(name)["heartbeat"]
+    if state["cluster"] is not None:  # forgotten and now removed: no longer pending
+        state["cluster"]["pending_forget"] = [a for a in state["cluster"]["pending_forget"] if a != heartbeat]
     state["cluster_hosts"] = {r: ch for r, ch in state["cluster_hosts"].items() if ch["host"] != name}
     state["view"]["live"] = [n for n in state["view"]["live"] if n != name]
     return ok()
 
 
 # -- apply ------------------------------------------------------------------------------------
+def precheck(state, command):
+    """The failure a command is bound to meet in this state, if its precondition says so."""
+    needs = HANDLERS.get(command.get("op"), (None, None))[0]
+    return needs(state, command) if needs else None
+
+
 def apply(state, command):
-    if not isinstance(command, dict) or command.get("op") not in HANDLERS:
+    if not isinstance(command, dict) or not isinstance(command.get("op"), str) or command["op"] not in HANDLERS:
         return failure("MESSAGE_METHOD_UNKNOWN", repr(command.get("op") if isinstance(command, dict) else command))
     rid = command.get("rid")
     applied = state["applied"]
     if rid is not None and rid in applied:
         return applied[rid]
-    result = HANDLERS[command["op"]](state, command)
+    needs, fn = HANDLERS[command["op"]]
+    result = (needs and needs(state, command)) or fn(state, command)
     if rid is not None:
         applied[rid] = result
         while len(applied) > DEDUP_KEEP:

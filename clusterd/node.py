@@ -1,4 +1,4 @@
-"""One clusterd node: the replica, membership and sessions, and the few loops that join them.
+"""One clusterd node: the replica, membership, sessions and tasks, and the few loops that join them.
 
 Reads come from this node's replica; writes are commands submitted through the log and
 refused up front on a node that is not quorate. On the Raft leader, two duties: bootstrap the
@@ -12,7 +12,7 @@ import uuid
 
 from raft import Replica, ReplicaError
 
-from . import auth, db
+from . import auth, db, tasks
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.node")
@@ -33,6 +33,7 @@ class Node:
         self.cfg = cfg
         self.token = token
         self.sessions = auth.Sessions(auth.load_users(cfg.users_file))
+        self.tasks = tasks.Tasks()  # the Async.* calls of the XenAPI endpoint
         self.started = time.time()
         self.membership = None  # set by the daemon once the socket is bound
         partners = [m["raft"] for m in cfg.members if m["name"] != cfg.name]
@@ -64,6 +65,9 @@ class Node:
         if not self.membership.view()["is_quorate"]:
             raise ClusterError("CLUSTER_NOT_QUORATE", self.cfg.name)
         command = {"op": op, "rid": rid or str(uuid.uuid4()), "at": time.time(), **args}
+        refused = self.replica.read(lambda state: db.precheck(state, command))
+        if refused:
+            raise ClusterError.from_wire(refused["error"])
         try:
             result = await self.replica.submit(command, timeout=WRITE_TIMEOUT)
         except ReplicaError as e:
@@ -83,7 +87,7 @@ class Node:
             "effective_token": self.membership.effective_token(),
             "raft_state": r["state"], "leader": self._leader_name(r["leader"]),
             "term": r["term"], "commit_index": r["commit_index"], "last_applied": r["last_applied"],
-            "raft": self.cfg.raft, "api": self.cfg.api, "uptime": time.time() - self.started,
+            "raft": self.cfg.raft, "api": self.cfg.api, "xapi": self.cfg.xapi, "uptime": time.time() - self.started,
             "tick_thread_alive": self.replica.tick_thread_alive(),
         }
 

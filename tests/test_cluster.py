@@ -127,7 +127,7 @@ def test_a_member_joins_and_leaves_through_the_log(cluster3):
         assert err.value.code == "INVALID_VALUE"
     cluster3.start("node4")
     for name in cluster3.names():
-        wait_for(lambda: reports(cluster3, name, live_hosts=4, is_quorate=True), what=f"{name} sees 4 live")
+        wait_for(lambda: reports(cluster3, name, live_hosts=4, is_quorate=True, ready=True), what=f"{name} sees 4 live")
     ref = cluster3.cluster_ref()
     with cluster3.client("node4") as c:
         c.Cluster.add_to_other_config(ref, "from", "node4")

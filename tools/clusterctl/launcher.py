@@ -86,7 +86,7 @@ class LocalCluster:
         with open(os.path.join(self.dir, "credentials.json")) as f:
             return json.load(f)[user]
 
-    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65):
+    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65, xapi=True):
         if self.exists():
             raise LauncherError(f"a cluster already exists in {self.dir}")
         if n_nodes < 1:
@@ -103,20 +103,22 @@ class LocalCluster:
         auth.write_private_json(os.path.join(self.dir, "credentials.json"), creds)
         auth.write_private_json(os.path.join(self.dir, "admin.json"),
                                 {"user": "admin", "password": creds["admin"]["password"]})
-        ports = free_ports(2 * n_nodes, n_nodes)
-        nodes = [self._node_entry(f"node{i + 1}", ports[2 * i], ports[2 * n_nodes + i], ports[2 * i + 1])
+        ports = free_ports(3 * n_nodes, n_nodes)  # per node: raft, api, xapi (TCP); heartbeat (UDP)
+        nodes = [self._node_entry(f"node{i + 1}", ports[3 * i], ports[3 * n_nodes + i], ports[3 * i + 1],
+                                  ports[3 * i + 2] if xapi else None)
                  for i in range(n_nodes)]
         meta = {"nodes": nodes, "token_timeout": float(token_timeout),
-                "token_coefficient": float(token_coefficient)}
+                "token_coefficient": float(token_coefficient), "xapi": bool(xapi)}
         self._save(meta)
         for n in nodes:
             self._write_config(n, nodes, meta)
         return meta
 
-    def _node_entry(self, name, raft_port, hb_port, api_port):
+    def _node_entry(self, name, raft_port, hb_port, api_port, xapi_port):
         d = os.path.join(self.dir, name)
         return {"name": name, "raft": f"127.0.0.1:{raft_port}", "heartbeat": f"127.0.0.1:{hb_port}",
-                "api": f"127.0.0.1:{api_port}", "config": os.path.join(d, "node.toml"),
+                "api": f"127.0.0.1:{api_port}", "xapi": f"127.0.0.1:{xapi_port}" if xapi_port else None,
+                "config": os.path.join(d, "node.toml"),
                 "pidfile": os.path.join(d, "clusterd.pid"), "log": os.path.join(d, "clusterd.log")}
 
     def _write_config(self, node, members, meta):
@@ -124,6 +126,7 @@ class LocalCluster:
         os.makedirs(os.path.join(d, "data"), exist_ok=True)
         cfg = {
             "name": node["name"], "raft": node["raft"], "heartbeat": node["heartbeat"], "api": node["api"],
+            "xapi": node.get("xapi") or "off",
             "data_dir": os.path.join(d, "data"), "token_file": os.path.join(self.dir, "cluster.token"),
             "users_file": os.path.join(self.dir, "users.json"),
             "token_timeout": meta["token_timeout"], "token_coefficient": meta["token_coefficient"],
@@ -137,8 +140,8 @@ class LocalCluster:
         meta = self.meta()
         if any(n["name"] == name for n in meta["nodes"]):
             raise LauncherError(f"node {name} already exists in {self.dir}")
-        raft_port, api_port, hb_port = free_ports(2, 1)
-        entry = self._node_entry(name, raft_port, hb_port, api_port)
+        raft_port, api_port, xapi_port, hb_port = free_ports(3, 1)
+        entry = self._node_entry(name, raft_port, hb_port, api_port, xapi_port if meta.get("xapi", True) else None)
         meta["nodes"].append(entry)
         self._save(meta)
         self._write_config(entry, list(members) + [entry], meta)
@@ -214,15 +217,17 @@ class LocalCluster:
     # -- status ------------------------------------------------------------------------------
     async def _node_status(self, node, timeout):
         creds = self.credentials()
-        entry = {"name": node["name"], "pid": self.pid(node["name"]), "api": node["api"], "reachable": False,
+        entry = {"name": node["name"], "pid": self.pid(node["name"]), "api": node["api"],
+                 "xapi_url": f"http://{node['xapi']}/" if node.get("xapi") else None, "reachable": False,
                  "is_quorate": None, "live_hosts": None, "leader": None, "term": None, "commit_index": None}
         if entry["pid"] is None:
             return entry, None
         try:
             async with AsyncClient(node["api"], creds["user"], creds["password"], timeout=timeout) as c:
                 st = await c.Node.status()
-                entry.update({k: st.get(k) for k in ("is_quorate", "live_hosts", "leader", "term", "commit_index",
-                                                     "raft_state", "live", "quorum", "effective_token")})
+                entry.update({k: st.get(k) for k in ("ready", "is_quorate", "live_hosts", "leader", "term",
+                                                     "commit_index", "raft_state", "live", "quorum",
+                                                     "effective_token")})
                 entry["reachable"] = True
                 records = await c.Cluster.get_all_records() if st.get("ready") else {}
                 return entry, records
@@ -258,7 +263,7 @@ class LocalCluster:
             dead = [n["name"] for n in st["nodes"] if n["name"] in expected and not n["pid"]]
             if dead:
                 raise LauncherError(f"{dead[0]} exited during start-up:\n{self.log_tail(dead[0])}")
-            if st["cluster"] and running and all(n["is_quorate"] for n in running):
+            if st["cluster"] and running and all(n["is_quorate"] and n.get("ready") for n in running):
                 return st
             if time.monotonic() > deadline:
                 raise LauncherError(f"the cluster was not quorate within {timeout:.0f} s; logs are in {self.dir}/*/clusterd.log")
