@@ -6,7 +6,8 @@ import sys
 
 import uvloop
 
-from . import config, membership, methods, server, xapi  # noqa: F401  (methods registers the API)
+from . import config, group_methods, membership, methods, server, xapi  # noqa: F401  (*methods register the API)
+from .executor import Executor
 from .node import Node
 
 log = logging.getLogger("clusterd")
@@ -26,14 +27,16 @@ async def serve(node):
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    executor = Executor(node)
     tasks = [asyncio.ensure_future(m.run()), asyncio.ensure_future(node.leader_duties()),
-             asyncio.ensure_future(_watch_tick_thread(node, stop))]
+             asyncio.ensure_future(_watch_tick_thread(node, stop)), asyncio.ensure_future(executor.run())]
     log.info("clusterd %s serving: api %s, raft %s, heartbeat %s, xapi %s", cfg.name, cfg.api, cfg.raft,
              cfg.heartbeat, f"http://{cfg.xapi}/" if cfg.xapi else "off")
     await stop.wait()
     log.info("clusterd %s stopping", cfg.name)
     for t in tasks:
         t.cancel()
+    await executor.shutdown()
     api.close()
     if xapi_runner is not None:
         await xapi_runner.cleanup()

@@ -22,6 +22,9 @@ def initial_state():
         "cluster_hosts": {},  # ref -> Cluster_host record
         "view": {"live": [], "at": None, "by": None},  # the committed membership view
         "applied": {},  # rid -> result, oldest first
+        "groups": {},  # id -> group (groups.py)
+        "resources": {},  # id -> resource
+        "operations": {},  # handle -> an asynchronous online/offline and how it ended
     }
 
 
@@ -127,7 +130,13 @@ def _cluster_create(state, cmd):
 def _cluster_destroy(state, cmd):
     if len(state["cluster_hosts"]) != 1:
         return failure("CLUSTER_DOES_NOT_HAVE_ONE_NODE", len(state["cluster_hosts"]))
-    return _drop_cluster(state)
+    return _stack_in_use(state) or _drop_cluster(state)
+
+
+def _stack_in_use(state):
+    """The stack is in use while any group other than the core one exists."""
+    used = [g["name"] for g in state["groups"].values() if not g["special"]]
+    return failure("CLUSTER_STACK_IN_USE", *used[:10]) if used else None
 
 
 def _drop_cluster(state):
@@ -141,7 +150,7 @@ def _pool_destroy(state, cmd):
     disabled = [ref for ref, ch in state["cluster_hosts"].items() if not ch["enabled"]]
     if disabled:
         return failure("CLUSTERING_DISABLED", disabled[0])
-    return _drop_cluster(state)
+    return _stack_in_use(state) or _drop_cluster(state)
 
 
 @handler("cluster.pool_force_destroy", needs=_needs_cluster)

@@ -38,6 +38,31 @@ CODES = {
     "MEMBERSHIP_CHANGE_IN_PROGRESS": (None, "another membership change is in progress"),
     "NOT_LEADER": (None, "only the Raft leader can do this"),
     "INTERNAL_ERROR": (None, "internal error"),
+    # Win32 / MS-CMRP codes (numbers from the seeds and the MS-CMRP method pages)
+    "ERROR_INVALID_HANDLE": (0x6, "no such object"),
+    "ERROR_INVALID_PARAMETER": (0x57, "a parameter is not valid"),
+    "ERROR_INVALID_NAME": (0x7B, "a name needs a character other than space, tab, CR, LF, and no NUL"),
+    "ERROR_DIR_NOT_EMPTY": (0x91, "the group still contains resources"),
+    "ERROR_ALREADY_EXISTS": (0xB7, "the name is already used by another group"),
+    "ERROR_IO_PENDING": (0x3E5, "the operation is in progress"),
+    "ERROR_CIRCULAR_DEPENDENCY": (0x423, "the dependency would make a cycle"),
+    "ERROR_DEPENDENT_RESOURCE_EXISTS": (0x1389, "another resource depends on this one"),
+    "ERROR_DEPENDENCY_NOT_FOUND": (0x138A, "no such dependency"),
+    "ERROR_DEPENDENCY_ALREADY_EXISTS": (0x138B, "the dependency already exists"),
+    "ERROR_RESOURCE_NOT_FOUND": (0x138F, "no such resource"),
+    "ERROR_OBJECT_ALREADY_EXISTS": (0x1392, "the name or id is already used"),
+    "ERROR_GROUP_NOT_FOUND": (0x1395, "no such group"),
+    "ERROR_HOST_NODE_NOT_GROUP_OWNER": (0x1398, "the reporting node does not own the group"),
+    "ERROR_RESOURCE_ONLINE": (0x139B, "the resource is not offline"),
+    "ERROR_CORE_RESOURCE": (0x13A2, "the core group cannot be deleted"),
+    "ERROR_CLUSTER_NODE_DOWN": (0x13BA, "no node that is up can do this"),
+    "ERROR_DEPENDENCY_TREE_TOO_COMPLEX": (0x13C3, "the dependency tree is at its maximum depth"),
+    "ERROR_DEPENDENCY_NOT_ALLOWED": (0x13CD, "the dependency is not allowed"),
+    "ERROR_CLUSTER_RESOURCE_LOCKED_STATUS": (0x1748, "a resource of the group is locked"),
+    "CLUSTER_SPECIAL_GROUP": (None, "clients may not bring the core group online or offline or change its node list"),
+    "AGENT_PROPERTIES_INVALID": (None, "the resource's properties are not valid for its agent"),
+    "OPERATION_NOT_FOUND": (None, "no operation has that handle"),
+
 }
 
 

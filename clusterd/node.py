@@ -107,6 +107,8 @@ class Node:
             try:
                 if not self.replica.read(lambda s: s["bootstrapped"]):
                     await self._bootstrap()
+                if not self.replica.read(lambda s: any(g["special"] for g in s["groups"].values())):
+                    await self.write("group.create_core", rid="core-group", id=str(uuid.uuid4()), owner=self.cfg.name)
                 await self._commit_view()
             except ClusterError as e:
                 log.debug("leader duty deferred: %s", e)

@@ -37,6 +37,21 @@ def _is_str(v):
     return isinstance(v, str) and len(v) <= MAX_STRING
 
 
+def _plain(v, depth=0):
+    """Plain data a resource agent may take: scalars, lists and string-keyed maps, bounded."""
+    if v is None or isinstance(v, (bool, int, float)):
+        return True
+    if isinstance(v, str):
+        return len(v) <= MAX_STRING
+    if depth >= 4:
+        return False
+    if isinstance(v, list):
+        return len(v) <= MAX_MAP_ITEMS and all(_plain(x, depth + 1) for x in v)
+    if isinstance(v, dict):
+        return len(v) <= MAX_MAP_ITEMS and all(_is_str(k) and _plain(x, depth + 1) for k, x in v.items())
+    return False
+
+
 CHECKS = {
     "string": _is_str,
     "ref": _is_str,
@@ -47,6 +62,7 @@ CHECKS = {
     and all(_is_str(k) and _is_str(x) for k, x in v.items()),
     "string_set": lambda v: isinstance(v, list) and len(v) <= MAX_MAP_ITEMS and all(_is_str(x) for x in v),
     "nullable_string": lambda v: v is None or _is_str(v),
+    "properties": lambda v: isinstance(v, dict) and _plain(v),
 }
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 
+from . import groups_cli
 from .launcher import LauncherError, LocalCluster
 
 console = Console()
@@ -112,7 +113,7 @@ def down(directory, keep):
 def status(directory, as_json):
     """The Cluster record and each node's own view."""
     try:
-        st = LocalCluster(directory).status()
+        st = LocalCluster(directory).status(groups=True)
     except LauncherError as e:
         fail(str(e))
     if as_json:
@@ -143,6 +144,16 @@ def show_status(st):
     urls = [f"{n['name']} {n['xapi_url']}" for n in st["nodes"] if n.get("xapi_url")]
     if urls:
         console.print("XenAPI SDK: " + "  ".join(urls), soft_wrap=True)
+    if st.get("groups"):
+        t = Table("group", "owner", "state", "persistent")
+        for g in sorted(st["groups"], key=lambda g: g["name"].casefold())[:MAX_GROUPS_SHOWN]:
+            t.add_row(g["name"], g["owner"] or "-", g["state"], g["persistent_state"])
+        console.print(t)
+        if len(st["groups"]) > MAX_GROUPS_SHOWN:
+            console.print(f"... and {len(st['groups']) - MAX_GROUPS_SHOWN} more groups (clusterctl group list)")
+
+
+MAX_GROUPS_SHOWN = 40
 
 
 @cli.command()
@@ -303,6 +314,10 @@ def node_remove(name, directory):
     except ClusterError as e:
         fail(str(e), 3)
     click.echo(f"removed {name}")
+
+
+groups_cli.register(cli, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,
+                         "client_for": client_for, "fail": fail, "print_json": print_json, "console": console})
 
 
 def main():

@@ -235,7 +235,16 @@ class LocalCluster:
             entry["error"] = str(e) or type(e).__name__
             return entry, None
 
-    async def status_async(self, timeout=2.0):
+    async def _groups(self, name, timeout):
+        creds = self.credentials()
+        try:
+            async with AsyncClient(self.node(name)["api"], creds["user"], creds["password"], timeout=timeout) as c:
+                return [{k: g[k] for k in ("name", "owner", "state", "persistent_state")}
+                        for g in await c.Group.get_all_records()]
+        except Exception:
+            return None
+
+    async def status_async(self, timeout=2.0, groups=False):
         results = await asyncio.gather(*(self._node_status(n, timeout) for n in self.meta()["nodes"]))
         nodes = [r[0] for r in results]
         leaders = [n["leader"] for n in nodes if n["reachable"]]
@@ -248,10 +257,13 @@ class LocalCluster:
                 cluster = dict(next(iter(records.values())), ref=next(iter(records)), leader=leader,
                                reported_by=entry["name"])
                 break
-        return {"dir": self.dir, "cluster": cluster, "nodes": nodes}
+        st = {"dir": self.dir, "cluster": cluster, "nodes": nodes}
+        if groups:
+            st["groups"] = await self._groups(cluster["reported_by"], timeout) if cluster else None
+        return st
 
-    def status(self, timeout=2.0):
-        return asyncio.run(self.status_async(timeout))
+    def status(self, timeout=2.0, groups=False):
+        return asyncio.run(self.status_async(timeout, groups))
 
     def wait_quorate(self, timeout=30.0):
         """Until every running node is quorate and the cluster record exists."""

@@ -1,0 +1,200 @@
+"""The executor (every node): run what the committed state says this node owns, nothing else.
+
+A resource may run here only while the committed state says this node owns its group, the
+group's persistent state is online, the resource has not failed, and this node is quorate
+(DESIGN.md invariant 3; the leader lease comes with failover). The executor converges to
+that: starts in dependency order, stops in reverse, monitors what runs, applies the restart
+policy, and reports every resource state change as a command that the leader commits.
+After a daemon restart it adopts what its agents left running (their records on disk) and
+stops whatever it may no longer run: no orphan, no duplicate.
+"""
+import asyncio
+import logging
+import time
+
+from . import agents, groups
+from .errors import ClusterError
+
+log = logging.getLogger("clusterd.executor")
+
+TICK = 0.2
+
+
+def _plan(state, me):
+    """Pure: for each group this node owns, its resources in dependency order and whether
+    they may run. Copies what the executor needs so it can act without the lock."""
+    plan = {}
+    for g in state["groups"].values():
+        if g["owner"] != me or not g["resources"]:
+            continue
+        order = [dict(state["resources"][rid], properties=dict(state["resources"][rid]["properties"]))
+                 for rid in groups.topo_order(state, g)]
+        plan[g["id"]] = {"wanted": groups.wanted_resources(state, g), "resources": order}
+    return plan
+
+
+class Executor:
+    def __init__(self, node):
+        self.node = node
+        self.me = node.cfg.name
+        self.running = {}  # rid -> (agent, resource record it was started with)
+        self.workers = {}  # gid -> task converging that group
+        self.next_monitor = {}  # rid -> monotonic time of the next monitor
+
+    def ctx(self):
+        return agents.Context(node=self.me, data_dir=self.node.cfg.data_dir)
+
+    async def run(self):
+        await self._adopt_leftovers()
+        # after a restart: act only once the journal has replayed, and give heartbeats one
+        # token to arrive before concluding that this node is not quorate (and stopping)
+        started = time.monotonic()
+        while not (self.node.replica.ready() and (self._may_run() or
+                   time.monotonic() - started > self.node.membership.effective_token())):
+            await asyncio.sleep(TICK)
+        while True:
+            await asyncio.sleep(TICK)
+            try:
+                self._converge()
+            except Exception:
+                log.exception("executor step failed")
+
+    # -- converging --------------------------------------------------------------------------
+    def _may_run(self):
+        return self.node.replica.ready() and self.node.membership.view()["is_quorate"]
+
+    def _converge(self):
+        may_run = self._may_run()
+        plan = self.node.replica.read(lambda s: _plan(s, self.me))
+        wanted = set()
+        for gid, g in plan.items():
+            if may_run:
+                wanted |= g["wanted"]
+        # groups with work to do: something wanted is not running, or something runs unwanted
+        for gid, g in plan.items():
+            ids = {r["id"] for r in g["resources"]}
+            todo = (ids & wanted) - set(self.running) or (ids & set(self.running)) - wanted \
+                or any(r["id"] in wanted and r["state"] != "Online" and r["id"] in self.running
+                       for r in g["resources"])
+            if todo and gid not in self.workers:
+                self._spawn(gid, self._converge_group(gid, g, wanted))
+        # resources running here that no group of ours holds any more (moved, deleted)
+        orphans = set(self.running) - {r["id"] for g in plan.values() for r in g["resources"]}
+        for rid in orphans:
+            if ("orphan", rid) not in self.workers:
+                self._spawn(("orphan", rid), self._stop(rid, report=False))
+        self._monitor_due(plan, wanted)
+
+    def _spawn(self, key, coro):
+        task = asyncio.ensure_future(coro)
+        self.workers[key] = task
+        task.add_done_callback(lambda _t: self.workers.pop(key, None))
+
+    async def _converge_group(self, gid, g, wanted):
+        # stop in reverse dependency order what may not run, then start in order what may
+        for r in reversed(g["resources"]):
+            if r["id"] in self.running and r["id"] not in wanted:
+                await self._stop(r["id"])
+        for r in g["resources"]:
+            if r["id"] not in wanted:
+                continue
+            deps_up = all(d in self.running for d in r["dependencies"])
+            if not deps_up:
+                return  # a dependency did not come up; the restart policy deals with it
+            if r["id"] not in self.running:
+                if not await self._start(r):
+                    return
+            elif r["state"] != "Online":
+                await self._report(r["id"], "Online", self.running[r["id"]][2])
+
+    async def _start(self, r, restarted=False):
+        agent = agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, self.ctx())
+        await self._report(r["id"], "OnlinePending", None, restarted=restarted)
+        result = await agent.start()
+        if result.state == "online":
+            self.running[r["id"]] = (agent, r, result)
+            self.next_monitor[r["id"]] = time.monotonic() + r["monitor_interval"]
+            await self._report(r["id"], "Online", result)
+            return True
+        log.warning("resource %s failed to start: %s", r["name"], result.detail)
+        return await self._failed(r, result)
+
+    async def _stop(self, rid, report=True):
+        agent, r, _ = self.running[rid]
+        if report:
+            await self._report(rid, "OfflinePending", None)
+        result = await agent.stop()
+        if result.state == "offline":
+            self.running.pop(rid, None)
+            self.next_monitor.pop(rid, None)
+            if report:
+                await self._report(rid, "Offline", result)
+        else:
+            log.error("resource %s could not be stopped: %s", r["name"], result.detail)
+
+    # -- monitoring and the restart policy ---------------------------------------------------
+    def _monitor_due(self, plan, wanted):
+        now = time.monotonic()
+        records = {r["id"]: r for g in plan.values() for r in g["resources"]}
+        for rid in list(self.running):
+            if rid in wanted and now >= self.next_monitor.get(rid, 0) and ("monitor", rid) not in self.workers:
+                self.next_monitor[rid] = now + records[rid]["monitor_interval"]
+                self._spawn(("monitor", rid), self._monitor(records[rid]))
+
+    async def _monitor(self, r):
+        agent, _, last = self.running[r["id"]]
+        result = await agent.monitor()
+        if result.state == "online":
+            if result.locked != last.locked:
+                self.running[r["id"]] = (agent, r, result)
+                await self._report(r["id"], "Online", result)
+            return
+        log.warning("resource %s failed its monitor: %s", r["name"], result.detail)
+        await agent.stop()  # whatever is left of it
+        self.running.pop(r["id"], None)
+        await self._failed(r, result)
+
+    async def _failed(self, r, result):
+        """Restart within the policy; past it, the resource (and so its group) is Failed."""
+        policy = r["restart"]
+        recent = [t for t in r["restarts"] if time.time() - t < policy["period"]]
+        if policy["action"] != "none" and len(recent) < policy["threshold"] and result.severity != "fatal":
+            await asyncio.sleep(policy["delay"])
+            r = dict(r, restarts=recent + [time.time()])
+            return await self._start(r, restarted=True)
+        await self._report(r["id"], "Failed", result)
+        return False
+
+    async def _report(self, rid, state, result, restarted=False):
+        try:
+            await self.node.write("resource.report", resource=rid, node=self.me, state=state,
+                                  pid=getattr(result, "pid", None), locked=bool(getattr(result, "locked", False)),
+                                  detail=getattr(result, "detail", "") or "", restarted=restarted)
+        except ClusterError as e:
+            log.info("report of %s as %s not committed: %s", rid, state, e)
+
+    async def shutdown(self):
+        """The daemon is stopping: stop what runs here, dependents first; report nothing (the
+        group stays this node's, and starts again when the daemon does)."""
+        for task in list(self.workers.values()):
+            task.cancel()
+        plan = self.node.replica.read(lambda s: _plan(s, self.me))
+        order = [r["id"] for g in plan.values() for r in reversed(g["resources"])]
+        for rid in order + [r for r in list(self.running) if r not in order]:
+            if rid in self.running:
+                await self._stop(rid, report=False)
+
+    # -- after a restart ---------------------------------------------------------------------
+    async def _adopt_leftovers(self):
+        for resource in agents.leftovers(self.node.cfg.data_dir):
+            agent = agents.create(resource, self.ctx())
+            result = await agent.adopt()
+            if result is None:
+                continue
+            if result.state == "online":
+                record = {**resource, "dependencies": [], "monitor_interval": 1.0,
+                          "restart": dict(groups.DEFAULT_RESTART), "restarts": [], "state": "Online"}
+                self.running[resource["id"]] = (agent, record, result)
+                log.info("adopted %s (pid %s)", resource.get("name"), result.pid)
+            else:
+                await agent.stop()

@@ -1,0 +1,471 @@
+"""Groups and resources (MS-CMRP's model): the pure handlers of the cluster database.
+
+A group is the unit of ownership; its resources run together on its owner. Its persistent
+state is what a client last commanded; its state is computed from its resources' states,
+which only the owner reports. Every transition of the computed state increments the group's
+state sequence number. Dependencies stay inside one group and form a DAG.
+"""
+from .db import handler, ok
+from .errors import failure
+
+CORE_GROUP = "Cluster Group"
+GROUP_TYPE_UNKNOWN = 0x270F  # ClusGroupTypeUnknown, MS-CMRP 3.1.4.2.43
+MAX_DEPENDENCY_DEPTH = 100  # MS-CMRP 3.1.4.2.20
+RESOURCE_STATES = ("Online", "Offline", "Failed", "OnlinePending", "OfflinePending")
+RESTART_ACTIONS = ("none", "restart", "restart_failover")
+FAILBACK_MODES = ("prevent", "immediate", "window")
+OPS_KEEP = 10000
+
+
+def valid_name(name):
+    """MS-CMRP 3.1.1.1.4: no NUL, at least one character other than space, tab, CR, LF."""
+    return isinstance(name, str) and "\0" not in name and name.strip(" \t\r\n") != ""
+
+
+def find_group(state, key):
+    """A group by id or by name, both case-insensitive."""
+    groups = state["groups"]
+    if key in groups:
+        return groups[key]
+    k = key.casefold()
+    return next((g for g in groups.values() if g["id"].casefold() == k or g["name"].casefold() == k), None)
+
+
+def find_resource(state, key):
+    res = state["resources"]
+    if key in res:
+        return res[key]
+    k = key.casefold()
+    return next((r for r in res.values() if r["id"].casefold() == k or r["name"].casefold() == k), None)
+
+
+def _name_taken(state, name, except_id=None):
+    k = name.casefold()
+    return any(g["id"] != except_id and k in (g["name"].casefold(), g["id"].casefold())
+               for g in state["groups"].values())
+
+
+def compute_state(state, group):
+    """Online, Offline, Failed, PartialOnline or Pending, from the group's resources."""
+    states = [state["resources"][r]["state"] for r in group["resources"]]
+    if not states:  # an empty group is where a client last put it, once it has an owner
+        return "Online" if group["persistent_state"] == "online" and group["owner"] else "Offline"
+    if "Failed" in states:
+        return "Failed"
+    if any(s in ("OnlinePending", "OfflinePending") for s in states):
+        return "Pending"
+    if all(s == "Online" for s in states):
+        return "Online"
+    if all(s == "Offline" for s in states):
+        return "Offline"
+    return "PartialOnline"
+
+
+def _refresh(state, group):
+    """Recompute the group's state; count a transition; settle operations it completes."""
+    new = compute_state(state, group)
+    if new != group["state"]:
+        group["state"] = new
+        group["state_sequence"] += 1
+    for op in state["operations"].values():
+        if op["group"] != group["id"] or op["status"] != "pending":
+            continue
+        if op.get("resource"):
+            _settle_resource_op(state, op)
+        elif (op["target"], new) in (("online", "Online"), ("offline", "Offline")):
+            op["status"] = "succeeded"
+        elif new == "Failed":
+            op["status"], op["error"] = "failed", "the group failed"
+        elif op["target"] != group["persistent_state"]:
+            op["status"], op["error"] = "cancelled", "superseded by a later command"
+
+
+def _settle_resource_op(state, op):
+    r = state["resources"].get(op["resource"])
+    if r is None:
+        op["status"], op["error"] = "failed", "the resource was deleted"
+    elif (op["target"], r["state"]) in (("online", "Online"), ("offline", "Offline")):
+        op["status"] = "succeeded"
+    elif r["state"] == "Failed":
+        op["status"], op["error"] = "failed", "the resource failed"
+    elif op["target"] != r["persistent_state"]:
+        op["status"], op["error"] = "cancelled", "superseded by a later command"
+
+
+def _new_operation(state, handle, group, target, resource=None):
+    state["operations"][handle] = {"group": group["id"], "resource": resource, "target": target,
+                                   "status": "pending", "error": None}
+    while len(state["operations"]) > OPS_KEEP:
+        del state["operations"][next(iter(state["operations"]))]
+    _refresh(state, group)
+    return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5, "handle": handle})
+
+
+def wanted_resources(state, group):
+    """The resources of a group that may run: the group online, the resource commanded
+    online and not failed, and everything it depends on wanted too."""
+    wanted = set()
+    if group["persistent_state"] != "online":
+        return wanted
+    for rid in topo_order(state, group):
+        r = state["resources"][rid]
+        if r["persistent_state"] == "online" and r["state"] != "Failed" and all(d in wanted for d in r["dependencies"]):
+            wanted.add(rid)
+    return wanted
+
+
+def topo_order(state, group):
+    """The group's resources, each after everything it depends on."""
+    res = state["resources"]
+    order, seen = [], set()
+
+    def visit(rid):
+        if rid in seen:
+            return
+        seen.add(rid)
+        for d in res[rid]["dependencies"]:
+            visit(d)
+        order.append(rid)
+    for rid in group["resources"]:
+        visit(rid)
+    return order
+
+
+def _longest(start, edges):
+    """The number of resources on the longest path from start along edges (memoized)."""
+    memo = {}
+
+    def walk(rid):
+        if rid not in memo:
+            memo[rid] = 1 + max((walk(n) for n in edges(rid)), default=0)
+        return memo[rid]
+    return walk(start)
+
+
+def _chain_length(state, rid, depends_on):
+    """How long the longest dependency chain through the new edge rid -> depends_on is."""
+    res = state["resources"]
+    below = _longest(depends_on, lambda x: res[x]["dependencies"])
+    above = _longest(rid, lambda x: [o["id"] for o in res.values() if x in o["dependencies"]])
+    return above + below
+
+
+def _depends_on(state, rid, target):
+    """True when rid depends on target, directly or not."""
+    stack, seen = [rid], set()
+    while stack:
+        r = stack.pop()
+        if r == target:
+            return True
+        if r not in seen:
+            seen.add(r)
+            stack.extend(state["resources"][r]["dependencies"])
+    return False
+
+
+# -- preconditions ----------------------------------------------------------------------------
+def _needs_group(state, cmd):
+    if find_group(state, cmd["group"]) is None:
+        return failure("ERROR_GROUP_NOT_FOUND", cmd["group"])
+    return None
+
+
+def _needs_resource(state, cmd):
+    if find_resource(state, cmd["resource"]) is None:
+        return failure("ERROR_RESOURCE_NOT_FOUND", cmd["resource"])
+    return None
+
+
+def _not_special(group, what):
+    if group["special"]:
+        return failure("CLUSTER_SPECIAL_GROUP", group["name"], message=f"the core group cannot be {what}")
+    return None
+
+
+# -- groups -----------------------------------------------------------------------------------
+def new_group(gid, name, members, special=False, group_type=GROUP_TYPE_UNKNOWN):
+    return {
+        "id": gid, "name": name, "persistent_state": "offline", "owner": None, "state": "Offline",
+        "state_sequence": 0, "preferred_owners": [], "flags": 0, "group_type": group_type,
+        "anti_affinity": [], "special": special, "resources": [], "failures": [],
+        "failover": {"threshold": max(len(members) - 1, 0), "period_hours": 6, "failback": "prevent",
+                     "failback_window": [0, 0]},
+    }
+
+
+def _needs_new_name(state, cmd):
+    if not valid_name(cmd["name"]):
+        return failure("ERROR_INVALID_NAME", cmd["name"])
+    if _name_taken(state, cmd["name"]) or _name_taken(state, cmd["id"]):
+        return failure("ERROR_OBJECT_ALREADY_EXISTS", cmd["name"])
+    return None
+
+
+def _needs_rename(state, cmd):
+    g = find_group(state, cmd["group"])
+    if g is None:
+        return failure("ERROR_GROUP_NOT_FOUND", cmd["group"])
+    if not valid_name(cmd["name"]):
+        return failure("ERROR_INVALID_NAME", cmd["name"])
+    if _name_taken(state, cmd["name"], except_id=g["id"]):
+        return failure("ERROR_ALREADY_EXISTS", cmd["name"])
+    return None
+
+
+@handler("group.create", needs=_needs_new_name)
+def _group_create(state, cmd):
+    group = new_group(cmd["id"], cmd["name"], state["members"], group_type=cmd.get("group_type", GROUP_TYPE_UNKNOWN))
+    state["groups"][cmd["id"]] = group
+    return ok(cmd["id"])
+
+
+@handler("group.create_core")
+def _group_create_core(state, cmd):
+    """The core "Cluster Group", made once by the leader with the cluster."""
+    if any(g["special"] for g in state["groups"].values()) or _name_taken(state, CORE_GROUP) \
+            or _name_taken(state, cmd["id"]):
+        return failure("ERROR_OBJECT_ALREADY_EXISTS", CORE_GROUP)
+    if cmd["owner"] not in state["members"]:
+        return failure("ERROR_INVALID_PARAMETER", cmd["owner"])
+    group = new_group(cmd["id"], CORE_GROUP, state["members"], special=True, group_type=1)  # ClusGroupTypeCoreCluster
+    group["persistent_state"], group["owner"], group["state"] = "online", cmd["owner"], "Online"
+    state["groups"][cmd["id"]] = group
+    return ok(cmd["id"])
+
+
+@handler("group.delete", needs=_needs_group)
+def _group_delete(state, cmd):
+    g = find_group(state, cmd["group"])
+    if g["special"]:
+        return failure("ERROR_CORE_RESOURCE", g["name"], message="the core group cannot be deleted")
+    if g["resources"] and not cmd.get("force"):
+        return failure("ERROR_DIR_NOT_EMPTY", g["name"])
+    for rid in g["resources"]:
+        del state["resources"][rid]
+    del state["groups"][g["id"]]
+    for op in state["operations"].values():
+        if op["group"] == g["id"] and op["status"] == "pending":
+            op["status"], op["error"] = "failed", "the group was deleted"
+    return ok()
+
+
+@handler("group.rename", needs=_needs_rename)
+def _group_rename(state, cmd):
+    g = find_group(state, cmd["group"])
+    g["name"] = cmd["name"]
+    return ok()
+
+
+def _command_state(state, cmd, target):
+    g = find_group(state, cmd["group"])
+    refused = _not_special(g, f"brought {target}")
+    if refused:
+        return refused
+    if target == "offline" and any(state["resources"][r]["locked"] for r in g["resources"]):
+        return failure("ERROR_CLUSTER_RESOURCE_LOCKED_STATUS", g["name"])
+    if target == "online" and g["owner"] is None:
+        if not cmd.get("owner") or cmd["owner"] not in state["members"]:
+            return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
+        g["owner"] = cmd["owner"]
+    g["persistent_state"] = target
+    if target == "online" and g["state"] == "Failed":
+        for rid in g["resources"]:  # a client's online command clears the failure
+            r = state["resources"][rid]
+            if r["state"] == "Failed":
+                r["state"], r["restarts"] = "Offline", []
+    return _new_operation(state, cmd["handle"], g, target)
+
+
+@handler("group.online", needs=_needs_group)
+def _group_online(state, cmd):
+    return _command_state(state, cmd, "online")
+
+
+@handler("group.offline", needs=_needs_group)
+def _group_offline(state, cmd):
+    return _command_state(state, cmd, "offline")
+
+
+@handler("group.set", needs=_needs_group)
+def _group_set(state, cmd):
+    """Set preferred owners, flags, anti-affinity class names or failover policy."""
+    g = find_group(state, cmd["group"])
+    field, value = cmd["field"], cmd["value"]
+    if field == "preferred_owners":
+        refused = _not_special(g, "given a node list")
+        if refused:
+            return refused
+        unknown = [n for n in value if n not in state["members"]]
+        if unknown or len(set(value)) != len(value):
+            return failure("ERROR_INVALID_PARAMETER", *unknown, message="preferred owners are distinct configured nodes")
+        g["preferred_owners"] = list(value)
+    elif field in ("flags", "anti_affinity"):
+        g[field] = value
+    elif field == "failover":
+        merged = {**g["failover"], **value}
+        if (set(merged) != set(g["failover"]) or merged["failback"] not in FAILBACK_MODES or merged["threshold"] < 0 or merged["period_hours"] <= 0
+                or not all(0 <= h <= 23 for h in merged["failback_window"])):
+            return failure("ERROR_INVALID_PARAMETER", message="threshold >= 0, period > 0, failback prevent|immediate|window, window hours 0-23")
+        g["failover"] = merged
+    else:
+        return failure("ERROR_INVALID_PARAMETER", field)
+    return ok()
+
+
+# -- resources --------------------------------------------------------------------------------
+DEFAULT_RESTART = {"threshold": 3, "period": 900.0, "delay": 0.5, "action": "restart_failover"}
+
+
+@handler("resource.create", needs=_needs_group)
+def _resource_create(state, cmd):
+    g = find_group(state, cmd["group"])
+    if not valid_name(cmd["name"]):
+        return failure("ERROR_INVALID_NAME", cmd["name"])
+    if find_resource(state, cmd["name"]) is not None or cmd["id"] in state["resources"]:
+        return failure("ERROR_OBJECT_ALREADY_EXISTS", cmd["name"])
+    state["resources"][cmd["id"]] = {
+        "id": cmd["id"], "name": cmd["name"], "group": g["id"], "type": cmd["type"],
+        "properties": dict(cmd["properties"]), "dependencies": [], "restart": dict(DEFAULT_RESTART),
+        "monitor_interval": float(cmd.get("monitor_interval", 1.0)), "state": "Offline",
+        "persistent_state": "online",  # a resource follows its group unless commanded offline
+        "locked": False, "pid": None, "detail": "", "restarts": [],
+    }
+    g["resources"].append(cmd["id"])
+    _refresh(state, g)
+    return ok(cmd["id"])
+
+
+@handler("resource.delete", needs=_needs_resource)
+def _resource_delete(state, cmd):
+    r = find_resource(state, cmd["resource"])
+    if r["state"] not in ("Offline", "Failed"):
+        return failure("ERROR_RESOURCE_ONLINE", r["name"])
+    dependents = [o["name"] for o in state["resources"].values() if r["id"] in o["dependencies"]]
+    if dependents:
+        return failure("ERROR_DEPENDENT_RESOURCE_EXISTS", *dependents)
+    g = state["groups"][r["group"]]
+    g["resources"].remove(r["id"])
+    del state["resources"][r["id"]]
+    _refresh(state, g)
+    return ok()
+
+
+@handler("resource.set", needs=_needs_resource)
+def _resource_set(state, cmd):
+    r = find_resource(state, cmd["resource"])
+    restart = {**r["restart"], **(cmd.get("restart") or {})}
+    if (set(restart) != set(DEFAULT_RESTART) or restart["action"] not in RESTART_ACTIONS
+            or not _number(restart["threshold"], 0) or not _number(restart["period"], 1e-9)
+            or not _number(restart["delay"], 0)):
+        return failure("ERROR_INVALID_PARAMETER", message="restart: threshold >= 0, period > 0, delay >= 0, action none|restart|restart_failover")
+    interval = cmd.get("monitor_interval")
+    if interval is not None and not (_number(interval, 0.1) and interval <= 3600):
+        return failure("ERROR_INVALID_PARAMETER", "monitor_interval", message="0.1 to 3600 seconds")
+    if cmd.get("properties") is not None:
+        r["properties"] = dict(cmd["properties"])
+    r["restart"] = restart
+    if interval is not None:
+        r["monitor_interval"] = float(interval)
+    return ok()
+
+
+def _number(v, minimum):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum
+
+
+@handler("resource.add_dependency", needs=_needs_resource)
+def _add_dependency(state, cmd):
+    r = find_resource(state, cmd["resource"])
+    d = find_resource(state, cmd["depends_on"])
+    if d is None:
+        return failure("ERROR_RESOURCE_NOT_FOUND", cmd["depends_on"])
+    if d["id"] == r["id"] or d["group"] != r["group"]:
+        return failure("ERROR_INVALID_PARAMETER", r["name"], d["name"],
+                       message="a resource depends only on another resource of its own group")
+    if d["id"] in r["dependencies"]:
+        return failure("ERROR_DEPENDENCY_ALREADY_EXISTS", r["name"], d["name"])
+    if _depends_on(state, d["id"], r["id"]):
+        return failure("ERROR_CIRCULAR_DEPENDENCY", r["name"], d["name"])
+    if _chain_length(state, r["id"], d["id"]) > MAX_DEPENDENCY_DEPTH:
+        return failure("ERROR_DEPENDENCY_TREE_TOO_COMPLEX", r["name"])
+    r["dependencies"].append(d["id"])
+    return ok()
+
+
+@handler("resource.remove_dependency", needs=_needs_resource)
+def _remove_dependency(state, cmd):
+    r = find_resource(state, cmd["resource"])
+    d = find_resource(state, cmd["depends_on"])
+    if d is None or d["id"] not in r["dependencies"]:
+        return failure("ERROR_DEPENDENCY_NOT_FOUND", r["name"], cmd["depends_on"])
+    r["dependencies"].remove(d["id"])
+    return ok()
+
+
+@handler("resource.move_to_group", needs=_needs_resource)
+def _move_to_group(state, cmd):
+    r = find_resource(state, cmd["resource"])
+    g = find_group(state, cmd["to"])
+    if g is None:
+        return failure("ERROR_GROUP_NOT_FOUND", cmd["to"])
+    linked = r["dependencies"] or any(r["id"] in o["dependencies"] for o in state["resources"].values())
+    if linked:
+        return failure("ERROR_DEPENDENCY_NOT_ALLOWED", r["name"], message="remove its dependencies first")
+    if r["state"] not in ("Offline", "Failed"):
+        return failure("ERROR_RESOURCE_ONLINE", r["name"])
+    old = state["groups"][r["group"]]
+    old["resources"].remove(r["id"])
+    g["resources"].append(r["id"])
+    r["group"] = g["id"]
+    _refresh(state, old)
+    _refresh(state, g)
+    return ok()
+
+
+def _resource_command(state, cmd, target):
+    r = find_resource(state, cmd["resource"])
+    g = state["groups"][r["group"]]
+    refused = _not_special(g, f"brought {target}")
+    if refused:
+        return refused
+    if target == "offline" and r["locked"]:
+        return failure("ERROR_CLUSTER_RESOURCE_LOCKED_STATUS", r["name"])
+    needs_owner = target == "online" and g["persistent_state"] != "online" and g["owner"] is None
+    if needs_owner and cmd.get("owner") not in state["members"]:
+        return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
+    r["persistent_state"] = target
+    if target == "online":
+        if r["state"] == "Failed":
+            r["state"], r["restarts"] = "Offline", []
+        if needs_owner:
+            g["owner"] = cmd["owner"]
+        g["persistent_state"] = "online"  # bringing a resource online brings its group online
+    return _new_operation(state, cmd["handle"], g, target, resource=r["id"])
+
+
+@handler("resource.online", needs=_needs_resource)
+def _resource_online(state, cmd):
+    return _resource_command(state, cmd, "online")
+
+
+@handler("resource.offline", needs=_needs_resource)
+def _resource_offline(state, cmd):
+    return _resource_command(state, cmd, "offline")
+
+
+@handler("resource.report", needs=_needs_resource)
+def _resource_report(state, cmd):
+    """The owner's executor reports what a resource is doing. A report from a node that is
+    not the group's owner (a stale one, after a move) is refused and changes nothing."""
+    r = find_resource(state, cmd["resource"])
+    g = state["groups"][r["group"]]
+    if cmd["node"] != g["owner"]:
+        return failure("ERROR_HOST_NODE_NOT_GROUP_OWNER", cmd["node"], g["owner"] or "")
+    if cmd["state"] not in RESOURCE_STATES:
+        return failure("ERROR_INVALID_PARAMETER", cmd["state"])
+    r["state"], r["pid"], r["locked"], r["detail"] = cmd["state"], cmd.get("pid"), bool(cmd.get("locked")), cmd.get("detail", "")
+    if cmd.get("restarted"):
+        period = r["restart"]["period"]
+        r["restarts"] = [t for t in r["restarts"] if cmd["at"] - t < period] + [cmd["at"]]
+    _refresh(state, g)
+    return ok()
