@@ -25,6 +25,7 @@ def initial_state():
         "groups": {},  # id -> group (groups.py)
         "resources": {},  # id -> resource
         "operations": {},  # handle -> an asynchronous online/offline and how it ended
+        "names": {"group": {}, "resource": {}},  # casefolded name or id -> id
     }
 
 

@@ -22,27 +22,41 @@ def valid_name(name):
     return isinstance(name, str) and "\0" not in name and name.strip(" \t\r\n") != ""
 
 
+# Names and ids are looked up case-insensitively through an index kept in the database
+# (state["names"][kind]: casefolded name or id -> id), so a lookup costs the same at 10 groups
+# and at 10,000.
+def _find(state, kind, key):
+    table = state["groups" if kind == "group" else "resources"]
+    if key in table:
+        return table[key]
+    oid = state["names"][kind].get(key.casefold())
+    return table.get(oid) if oid is not None else None
+
+
 def find_group(state, key):
     """A group by id or by name, both case-insensitive."""
-    groups = state["groups"]
-    if key in groups:
-        return groups[key]
-    k = key.casefold()
-    return next((g for g in groups.values() if g["id"].casefold() == k or g["name"].casefold() == k), None)
+    return _find(state, "group", key)
 
 
 def find_resource(state, key):
-    res = state["resources"]
-    if key in res:
-        return res[key]
-    k = key.casefold()
-    return next((r for r in res.values() if r["id"].casefold() == k or r["name"].casefold() == k), None)
+    return _find(state, "resource", key)
 
 
-def _name_taken(state, name, except_id=None):
-    k = name.casefold()
-    return any(g["id"] != except_id and k in (g["name"].casefold(), g["id"].casefold())
-               for g in state["groups"].values())
+def _index(state, kind, obj):
+    names = state["names"][kind]
+    names[obj["name"].casefold()] = names[obj["id"].casefold()] = obj["id"]
+
+
+def _unindex(state, kind, obj):
+    names = state["names"][kind]
+    for key in (obj["name"].casefold(), obj["id"].casefold()):
+        if names.get(key) == obj["id"]:
+            del names[key]
+
+
+def _name_taken(state, name, except_id=None, kind="group"):
+    owner = state["names"][kind].get(name.casefold())
+    return owner is not None and owner != except_id
 
 
 def compute_state(state, group):
@@ -67,9 +81,8 @@ def _refresh(state, group):
     if new != group["state"]:
         group["state"] = new
         group["state_sequence"] += 1
-    for op in state["operations"].values():
-        if op["group"] != group["id"] or op["status"] != "pending":
-            continue
+    for handle in list(group["pending"]):
+        op = state["operations"][handle]
         if op.get("resource"):
             _settle_resource_op(state, op)
         elif (op["target"], new) in (("online", "Online"), ("offline", "Offline")):
@@ -78,6 +91,7 @@ def _refresh(state, group):
             op["status"], op["error"] = "failed", "the group failed"
         elif op["target"] != group["persistent_state"]:
             op["status"], op["error"] = "cancelled", "superseded by a later command"
+    group["pending"] = [h for h in group["pending"] if state["operations"][h]["status"] == "pending"]
 
 
 def _settle_resource_op(state, op):
@@ -95,8 +109,12 @@ def _settle_resource_op(state, op):
 def _new_operation(state, handle, group, target, resource=None):
     state["operations"][handle] = {"group": group["id"], "resource": resource, "target": target,
                                    "status": "pending", "error": None}
-    while len(state["operations"]) > OPS_KEEP:
-        del state["operations"][next(iter(state["operations"]))]
+    group["pending"].append(handle)
+    while len(state["operations"]) > OPS_KEEP:  # forget the oldest; a pending one stops being waited on
+        old = next(iter(state["operations"]))
+        owner = state["groups"].get(state["operations"].pop(old)["group"])
+        if owner is not None and old in owner["pending"]:
+            owner["pending"].remove(old)
     _refresh(state, group)
     return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5, "handle": handle})
 
@@ -187,7 +205,7 @@ def new_group(gid, name, members, special=False, group_type=GROUP_TYPE_UNKNOWN):
     return {
         "id": gid, "name": name, "persistent_state": "offline", "owner": None, "state": "Offline",
         "state_sequence": 0, "preferred_owners": [], "flags": 0, "group_type": group_type,
-        "anti_affinity": [], "special": special, "resources": [], "failures": [],
+        "anti_affinity": [], "special": special, "resources": [], "failures": [], "pending": [],
         "failover": {"threshold": max(len(members) - 1, 0), "period_hours": 6, "failback": "prevent",
                      "failback_window": [0, 0]},
     }
@@ -216,6 +234,7 @@ def _needs_rename(state, cmd):
 def _group_create(state, cmd):
     group = new_group(cmd["id"], cmd["name"], state["members"], group_type=cmd.get("group_type", GROUP_TYPE_UNKNOWN))
     state["groups"][cmd["id"]] = group
+    _index(state, "group", group)
     return ok(cmd["id"])
 
 
@@ -230,6 +249,7 @@ def _group_create_core(state, cmd):
     group = new_group(cmd["id"], CORE_GROUP, state["members"], special=True, group_type=1)  # ClusGroupTypeCoreCluster
     group["persistent_state"], group["owner"], group["state"] = "online", cmd["owner"], "Online"
     state["groups"][cmd["id"]] = group
+    _index(state, "group", group)
     return ok(cmd["id"])
 
 
@@ -241,18 +261,19 @@ def _group_delete(state, cmd):
     if g["resources"] and not cmd.get("force"):
         return failure("ERROR_DIR_NOT_EMPTY", g["name"])
     for rid in g["resources"]:
-        del state["resources"][rid]
-    del state["groups"][g["id"]]
-    for op in state["operations"].values():
-        if op["group"] == g["id"] and op["status"] == "pending":
-            op["status"], op["error"] = "failed", "the group was deleted"
+        _unindex(state, "resource", state["resources"].pop(rid))
+    _unindex(state, "group", state["groups"].pop(g["id"]))
+    for handle in g["pending"]:
+        state["operations"][handle].update(status="failed", error="the group was deleted")
     return ok()
 
 
 @handler("group.rename", needs=_needs_rename)
 def _group_rename(state, cmd):
     g = find_group(state, cmd["group"])
+    _unindex(state, "group", g)
     g["name"] = cmd["name"]
+    _index(state, "group", g)
     return ok()
 
 
@@ -321,7 +342,7 @@ def _resource_create(state, cmd):
     g = find_group(state, cmd["group"])
     if not valid_name(cmd["name"]):
         return failure("ERROR_INVALID_NAME", cmd["name"])
-    if find_resource(state, cmd["name"]) is not None or cmd["id"] in state["resources"]:
+    if _name_taken(state, cmd["name"], kind="resource") or _name_taken(state, cmd["id"], kind="resource"):
         return failure("ERROR_OBJECT_ALREADY_EXISTS", cmd["name"])
     state["resources"][cmd["id"]] = {
         "id": cmd["id"], "name": cmd["name"], "group": g["id"], "type": cmd["type"],
@@ -331,6 +352,7 @@ def _resource_create(state, cmd):
         "locked": False, "pid": None, "detail": "", "restarts": [],
     }
     g["resources"].append(cmd["id"])
+    _index(state, "resource", state["resources"][cmd["id"]])
     _refresh(state, g)
     return ok(cmd["id"])
 
@@ -345,7 +367,7 @@ def _resource_delete(state, cmd):
         return failure("ERROR_DEPENDENT_RESOURCE_EXISTS", *dependents)
     g = state["groups"][r["group"]]
     g["resources"].remove(r["id"])
-    del state["resources"][r["id"]]
+    _unindex(state, "resource", state["resources"].pop(r["id"]))
     _refresh(state, g)
     return ok()
 

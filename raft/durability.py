@@ -4,7 +4,8 @@
    acknowledge right after the write, so "committed" only meant "in the page cache of a
    majority". DurableJournal msyncs after every append (the leader before it counts itself,
    a follower before it acknowledges, since both add and acknowledge in the same tick), and
-   fsyncs the term/vote metadata before any vote is sent. Our Replica coalesces many commands
+   fsyncs the term/vote record (written by pysyncobj, then renamed into place) before any
+   vote is sent. Our Replica coalesces many commands
    into one log entry, so the cost is one msync per entry, not per command.
 
 2. Unbounded buffering. A peer that has not authenticated can announce a frame of any length
@@ -21,17 +22,6 @@ from pysyncobj import tcp_connection as _tcp
 MAX_FRAME = 16 * 1024 * 1024
 
 
-class _DurableMetaStorer(_journal.MetaStorer):
-    def storeMeta(self, meta):
-        path = self.getPath()
-        with open(path + ".tmp", "wb") as f:
-            f.write(_journal.dumps(meta))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
-        _fsync_dir(os.path.dirname(path) or ".")
-
-
 def _fsync_dir(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -43,9 +33,19 @@ def _fsync_dir(path):
 class DurableJournal(_journal.FileJournal):
     def __init__(self, journal_file):
         super().__init__(journal_file)
-        # FileJournal keeps its meta storer in a private attribute; swap in the fsyncing one.
-        self._FileJournal__metaStorer = _DurableMetaStorer(journal_file + ".meta")
+        self._meta_path = journal_file + ".meta"
         self._bulk = False
+
+    def setCurrentTerm(self, term, votedForNodeId):
+        # term and vote must be on disk before a vote is sent; the commit index, which
+        # pysyncobj saves once a second in the same file, need not be (it is re-learned)
+        super().setCurrentTerm(term, votedForNodeId)
+        fd = os.open(self._meta_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(os.path.dirname(self._meta_path) or ".")
 
     def add(self, command, idx, term):
         super().add(command, idx, term)

@@ -192,7 +192,7 @@ def test_group_create_defaults():
     assert g == {
         "id": "g-new", "name": "new", "persistent_state": "offline", "owner": None, "state": "Offline",
         "state_sequence": 0, "preferred_owners": [], "flags": 0, "group_type": groups.GROUP_TYPE_UNKNOWN,
-        "anti_affinity": [], "special": False, "resources": [], "failures": [],
+        "anti_affinity": [], "special": False, "resources": [], "failures": [], "pending": [],
         "failover": {"threshold": 2, "period_hours": 6, "failback": "prevent", "failback_window": [0, 0]},
     }
     assert groups.GROUP_TYPE_UNKNOWN == 0x270F
