@@ -40,6 +40,7 @@ class Executor:
         self.running = {}  # rid -> (agent, resource record it was started with)
         self.workers = {}  # gid -> task converging that group
         self.next_monitor = {}  # rid -> monotonic time of the next monitor
+        self._plan, self._plan_at = {}, None
 
     def ctx(self):
         return agents.Context(node=self.me, data_dir=self.node.cfg.data_dir)
@@ -65,16 +66,17 @@ class Executor:
 
     def _converge(self):
         may_run = self._may_run()
-        plan = self.node.replica.read(lambda s: _plan(s, self.me))
+        plan = self._current_plan()
         wanted = set()
         for gid, g in plan.items():
             if may_run:
                 wanted |= g["wanted"]
         # groups with work to do: something wanted is not running, or something runs unwanted
+        running = set(self.running)
         for gid, g in plan.items():
             ids = {r["id"] for r in g["resources"]}
-            todo = (ids & wanted) - set(self.running) or (ids & set(self.running)) - wanted \
-                or any(r["id"] in wanted and r["state"] != "Online" and r["id"] in self.running
+            todo = (ids & wanted) - running or (ids & running) - wanted \
+                or any(r["id"] in wanted and r["state"] != "Online" and r["id"] in running
                        for r in g["resources"])
             if todo and gid not in self.workers:
                 self._spawn(gid, self._converge_group(gid, g, wanted))
@@ -84,6 +86,14 @@ class Executor:
             if ("orphan", rid) not in self.workers:
                 self._spawn(("orphan", rid), self._stop(rid, report=False))
         self._monitor_due(plan, wanted)
+
+    def _current_plan(self):
+        """The plan, rebuilt only when something new was applied to the database."""
+        applied = self.node.replica.last_applied()
+        if applied != self._plan_at:
+            self._plan = self.node.replica.read(lambda s: _plan(s, self.me))
+            self._plan_at = applied
+        return self._plan
 
     def _spawn(self, key, coro):
         task = asyncio.ensure_future(coro)

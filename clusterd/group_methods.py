@@ -4,6 +4,7 @@ Online and offline are asynchronous: they return {"status": "ERROR_IO_PENDING", 
 0x3E5, "handle"}; Operation.wait(handle, timeout) waits for the outcome.
 """
 import asyncio
+import time
 import uuid
 
 from . import agents, groups, placement
@@ -51,13 +52,27 @@ def _resource(state, key):
     return r
 
 
+LOAD_CACHE = 0.5  # seconds a node's load summary is reused when placing many groups at once
+_load = {}  # node -> (monotonic time, placement.node_load(state))
+
+
 def _owner_for(call, group_key):
-    """Where a group without an owner goes when commanded online (the placement policy)."""
+    """Where a group without an owner goes when commanded online (the placement policy).
+    The choice travels in the command, so a load summary a moment old is good enough."""
     live = call.node.membership.view()["live"]
 
     def choose(state):
         g = groups.find_group(state, group_key)
-        return placement.place_group(state, live, g) if g and not g["owner"] else None
+        if g is None or g["owner"] or g["preferred_owners"]:
+            return placement.place_group(state, live, g) if g and not g["owner"] else None
+        now = time.monotonic()
+        cached = _load.get(call.node)
+        if cached is None or now - cached[0] > LOAD_CACHE:
+            cached = _load[call.node] = (now, placement.node_load(state))
+        choice = placement.place_group(state, live, g, load=cached[1])
+        if choice is not None:
+            cached[1][0][choice] += 1  # the groups placed before the next summary count too
+        return choice
     return call.node.read(choose)
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger("clusterd.membership")
 VERSION = 1
 MAC_LEN = 32
 MAX_DATAGRAM = 512
+VIEW_CACHE = 0.01  # seconds
 
 
 def heartbeat_key(token):
@@ -67,12 +68,20 @@ class Membership(asyncio.DatagramProtocol):
         self.rejected = 0
         self.transport = None
         self._view = None
+        self._cached = None
 
     # -- measuring -------------------------------------------------------------------------
     def effective_token(self):
         return quorum.effective_token(self.token_timeout, self.coefficient, len(self.members()))
 
     def view(self):
+        """This node's view; recomputed at most every VIEW_CACHE seconds (writes ask often)."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > VIEW_CACHE:
+            self._cached = (now, self._compute_view())
+        return self._cached[1]
+
+    def _compute_view(self):
         members = self.members()
         live = quorum.live_members(
             {n: t for n, t in self.last_heard.items() if n in members},
@@ -114,6 +123,7 @@ class Membership(asyncio.DatagramProtocol):
         self._check_change()
 
     def _check_change(self):
+        self._cached = None  # a heartbeat or a token run out: look afresh
         v = self.view()
         key = (tuple(v["live"]), v["is_quorate"])
         if key != self._view:

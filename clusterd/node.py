@@ -5,6 +5,7 @@ refused up front on a node that is not quorate. On the Raft leader, two duties: 
 cluster database the first time, and commit the membership view whenever it changes.
 """
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -140,14 +141,19 @@ class Node:
             await self.write("membership.view", live=live, by=self.cfg.name)
 
     # -- dynamic membership ------------------------------------------------------------------
-    async def add_member(self, member):
-        """One change at a time: the Raft membership change commits, then the record."""
+    @contextlib.asynccontextmanager
+    async def _one_membership_change(self):
+        """On the leader only, one change at a time; yields the current members."""
         if not self.replica.is_leader():
             raise ClusterError("NOT_LEADER", self.status()["leader"] or "")
         if self._membership_lock.locked():
             raise ClusterError("MEMBERSHIP_CHANGE_IN_PROGRESS")
         async with self._membership_lock:
-            existing = self.members()
+            yield self.members()
+
+    async def add_member(self, member):
+        """The Raft membership change commits, then the member's record."""
+        async with self._one_membership_change() as existing:
             if member["name"] in existing:
                 raise ClusterError("INVALID_VALUE", "name", member["name"], message="a member of that name exists")
             if not self.membership.view()["is_quorate"]:
@@ -160,12 +166,8 @@ class Node:
             await self.write("member.add", member=record, cluster_host_ids={member["name"]: new_ids()})
 
     async def remove_member(self, name):
-        if not self.replica.is_leader():
-            raise ClusterError("NOT_LEADER", self.status()["leader"] or "")
-        if self._membership_lock.locked():
-            raise ClusterError("MEMBERSHIP_CHANGE_IN_PROGRESS")
-        async with self._membership_lock:
-            existing = self.members()
+        """The member's record goes, then the Raft membership change commits."""
+        async with self._one_membership_change() as existing:
             if name not in existing:
                 raise ClusterError("HANDLE_INVALID", "host", name)
             if name == self.cfg.name:

@@ -1,24 +1,29 @@
-"""Placement: a pure function (state, live view, request) -> the node a group should run on."""
+"""Placement: pure functions of (state, live view, request) -> the node a group should run on."""
 
 
-def place_group(state, live, group, exclude=()):
+def node_load(state, skip_group=None):
+    """Per node: how many online groups it owns, and the anti-affinity classes among them."""
+    load, classes = {n: 0 for n in state["members"]}, {n: set() for n in state["members"]}
+    for g in state["groups"].values():
+        if g["id"] == skip_group or g["owner"] not in load or g["persistent_state"] != "online":
+            continue
+        load[g["owner"]] += 1
+        classes[g["owner"]].update(g["anti_affinity"])
+    return load, classes
+
+
+def place_group(state, live, group, exclude=(), load=None):
     """Preferred owners in order, skipping nodes that are not live; else, among the live
     members, nodes that host no group sharing an anti-affinity class name (when any node
-    qualifies), then the least loaded; ties by node name. None when no node can host it."""
+    qualifies), then the least loaded; ties by node name. None when no node can host it.
+    `load` is node_load(state) when the caller already has it (placing many groups)."""
     candidates = [n for n in sorted(state["members"]) if n in live and n not in exclude]
     for n in group["preferred_owners"]:
         if n in candidates:
             return n
     if not candidates:
         return None
-    classes = set(group["anti_affinity"])
-    load = {n: 0 for n in candidates}
-    clash = set()
-    for g in state["groups"].values():
-        if g["id"] == group["id"] or g["owner"] not in load or g["persistent_state"] != "online":
-            continue
-        load[g["owner"]] += 1
-        if classes & set(g["anti_affinity"]):
-            clash.add(g["owner"])
-    apart = [n for n in candidates if n not in clash] or candidates
-    return min(apart, key=lambda n: (load[n], n))
+    counts, classes = load if load is not None else node_load(state, skip_group=group["id"])
+    wanted = set(group["anti_affinity"])
+    apart = [n for n in candidates if not wanted & classes[n]] or candidates
+    return min(apart, key=lambda n: (counts[n], n))

@@ -96,7 +96,7 @@ def raft_conf(token_timeout, data_dir, password, bind_address):
         dynamicMembershipChange=True,
         appendEntriesUseBatch=False,
         raftMinTimeout=0.3 * t,
-        raftMaxTimeout=0.6 * t,
+        raftMaxTimeout=0.8 * t,  # wide enough that nodes started together rarely split the vote
         appendEntriesPeriod=0.075 * t,  # pysyncobj wants raftMinTimeout > 3 x this
         leaderFallbackTimeout=t,
         connectionTimeout=max(3.5, 4 * t),
@@ -152,6 +152,10 @@ class Replica:
             "log_len": s["log_len"],
             "ready": self._obj.isReady(),
         }
+
+    def last_applied(self):
+        """The index of the last entry applied here: changes whenever the state does."""
+        return self._obj.raftLastApplied
 
     def is_leader(self):
         return self._obj._isLeader()

@@ -215,24 +215,28 @@ class LocalCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- status ------------------------------------------------------------------------------
-    async def _node_status(self, node, timeout):
-        creds = self.credentials()
+    async def _node_status(self, node, timeout, clients):
+        """What the node itself reports; `clients` keeps logged-in clients across polls."""
         entry = {"name": node["name"], "pid": self.pid(node["name"]), "api": node["api"],
                  "xapi_url": f"http://{node['xapi']}/" if node.get("xapi") else None, "reachable": False,
                  "is_quorate": None, "live_hosts": None, "leader": None, "term": None, "commit_index": None}
         if entry["pid"] is None:
             return entry, None
+        c = clients.get(node["name"])
+        if c is None:
+            creds = self.credentials()
+            c = clients[node["name"]] = AsyncClient(node["api"], creds["user"], creds["password"], timeout=timeout)
         try:
-            async with AsyncClient(node["api"], creds["user"], creds["password"], timeout=timeout) as c:
-                st = await c.Node.status()
-                entry.update({k: st.get(k) for k in ("ready", "is_quorate", "live_hosts", "leader", "term",
-                                                     "commit_index", "raft_state", "live", "quorum",
-                                                     "effective_token")})
-                entry["reachable"] = True
-                records = await c.Cluster.get_all_records() if st.get("ready") else {}
-                return entry, records
+            st = await c.Node.status()
+            entry.update({k: st.get(k) for k in ("ready", "is_quorate", "live_hosts", "leader", "term",
+                                                 "commit_index", "raft_state", "live", "quorum",
+                                                 "effective_token")})
+            entry["reachable"] = True
+            records = await c.Cluster.get_all_records() if st.get("ready") else {}
+            return entry, records
         except Exception as e:
             entry["error"] = str(e) or type(e).__name__
+            await clients.pop(node["name"]).close()
             return entry, None
 
     async def _groups(self, name, timeout):
@@ -244,8 +248,15 @@ class LocalCluster:
         except Exception:
             return None
 
-    async def status_async(self, timeout=2.0, groups=False):
-        results = await asyncio.gather(*(self._node_status(n, timeout) for n in self.meta()["nodes"]))
+    async def status_async(self, timeout=2.0, groups=False, clients=None):
+        own = clients is None
+        clients = {} if own else clients
+        try:
+            results = await asyncio.gather(*(self._node_status(n, timeout, clients) for n in self.meta()["nodes"]))
+        finally:
+            if own:
+                for c in clients.values():
+                    await c.close()
         nodes = [r[0] for r in results]
         leaders = [n["leader"] for n in nodes if n["reachable"]]
         leader = max(set(leaders), key=leaders.count) if leaders else None
@@ -266,17 +277,26 @@ class LocalCluster:
         return asyncio.run(self.status_async(timeout, groups))
 
     def wait_quorate(self, timeout=30.0):
-        """Until every running node is quorate and the cluster record exists."""
+        """Until every running node is ready and quorate and the cluster record exists."""
+        return asyncio.run(self._wait_quorate(timeout))
+
+    async def _wait_quorate(self, timeout):
         deadline = time.monotonic() + timeout
         expected = [n["name"] for n in self.meta()["nodes"] if self.pid(n["name"])]
-        while True:
-            st = self.status(timeout=1.0)
-            running = [n for n in st["nodes"] if n["pid"]]
-            dead = [n["name"] for n in st["nodes"] if n["name"] in expected and not n["pid"]]
-            if dead:
-                raise LauncherError(f"{dead[0]} exited during start-up:\n{self.log_tail(dead[0])}")
-            if st["cluster"] and running and all(n["is_quorate"] and n.get("ready") for n in running):
-                return st
-            if time.monotonic() > deadline:
-                raise LauncherError(f"the cluster was not quorate within {timeout:.0f} s; logs are in {self.dir}/*/clusterd.log")
-            time.sleep(0.1)
+        clients = {}  # logged in once, not at every poll (a login costs the daemon a PBKDF2)
+        try:
+            while True:
+                st = await self.status_async(timeout=1.0, clients=clients)
+                running = [n for n in st["nodes"] if n["pid"]]
+                dead = [n["name"] for n in st["nodes"] if n["name"] in expected and not n["pid"]]
+                if dead:
+                    raise LauncherError(f"{dead[0]} exited during start-up:\n{self.log_tail(dead[0])}")
+                if st["cluster"] and running and all(n["is_quorate"] and n.get("ready") for n in running):
+                    return st
+                if time.monotonic() > deadline:
+                    raise LauncherError(f"the cluster was not quorate within {timeout:.0f} s; "
+                                        f"logs are in {self.dir}/*/clusterd.log")
+                await asyncio.sleep(0.05)
+        finally:
+            for c in clients.values():
+                await c.close()
