@@ -11,7 +11,7 @@ from rich.table import Table
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 
-from . import groups_cli
+from . import groups_cli, netns
 from .launcher import LauncherError, LocalCluster
 
 console = Console()
@@ -64,10 +64,12 @@ def cli():
 @click.option("--token-timeout", default=1.0, show_default=True, type=click.FloatRange(0.1, 300))
 @click.option("--token-coefficient", default=0.65, show_default=True, type=click.FloatRange(0, 60))
 @click.option("--timeout", default=30.0, show_default=True, help="seconds to wait for quorum")
+@click.option("--netns", "use_netns", is_flag=True,
+              help="root: each node in its own network namespace on a bridge, for partition testing")
 @click.option("--xapi/--no-xapi", default=True, show_default=True,
               help="serve the XenAPI (XML-RPC over HTTP) on each node; `status` shows the URLs")
 @json_option
-def up(nodes, directory, token_timeout, token_coefficient, timeout, xapi, as_json):
+def up(nodes, directory, token_timeout, token_coefficient, timeout, use_netns, xapi, as_json):
     """Start a local cluster of N nodes on 127.0.0.1 and wait until it is quorate."""
     cluster = LocalCluster(directory)
     try:
@@ -77,13 +79,16 @@ def up(nodes, directory, token_timeout, token_coefficient, timeout, xapi, as_jso
                 fail(f"a cluster is already running in {cluster.dir}; `clusterctl down` stops it")
             if existing != nodes:
                 fail(f"{cluster.dir} holds a stopped {existing}-node cluster; `clusterctl down` removes it")
+            bed = cluster.testbed()
+            if bed and not netns.exists(bed):  # the namespaces went away (a reboot): make them again
+                netns.setup(bed)
         else:
-            cluster.create(nodes, token_timeout, token_coefficient, xapi)
+            cluster.create(nodes, token_timeout, token_coefficient, xapi, use_netns)
         for n in cluster.meta()["nodes"]:
             cluster.start(n["name"])
         t0 = time.monotonic()
         st = cluster.wait_quorate(timeout)
-    except LauncherError as e:
+    except (LauncherError, netns.NetnsError) as e:
         fail(str(e))
     if as_json:
         print_json(st)
@@ -314,6 +319,105 @@ def node_remove(name, directory):
     except ClusterError as e:
         fail(str(e), 3)
     click.echo(f"removed {name}")
+
+
+# -- faults on the network-namespace testbed ---------------------------------------------------
+@cli.group("fault")
+def fault():
+    """Network faults on a cluster started with `up --netns` (root)."""
+
+
+def _testbed(directory):
+    cluster = LocalCluster(directory)
+    try:
+        bed = cluster.testbed()
+    except LauncherError as e:
+        fail(str(e))
+    if not bed:
+        fail(f"the cluster in {cluster.dir} runs on loopback; faults need `clusterctl up --netns`")
+    return bed, [n["name"] for n in cluster.meta()["nodes"]]
+
+
+def _indexes(names, csv):
+    wanted = [x for x in csv.split(",") if x]
+    unknown = [x for x in wanted if x not in names]
+    if unknown:
+        fail(f"no node {unknown[0]!r} (nodes: {', '.join(names)})", 2)
+    return [names.index(x) for x in wanted]
+
+
+def _apply_fault(fn):
+    try:
+        fn()
+    except netns.NetnsError as e:
+        fail(str(e))
+
+
+@fault.command("partition")
+@click.argument("sides", nargs=-1, required=True)
+@dir_option
+def fault_partition(sides, directory):
+    """Cut the cluster into SIDES (comma-separated node names each), both ways."""
+    bed, names = _testbed(directory)
+    groups = [_indexes(names, side) for side in sides]
+    _apply_fault(lambda: netns.partition(bed, *groups))
+    click.echo("partitioned: " + " | ".join(sides))
+
+
+@fault.command("drop")
+@click.argument("src")
+@click.argument("dst")
+@dir_option
+def fault_drop(src, dst, directory):
+    """One way: drop what SRC sends to DST."""
+    bed, names = _testbed(directory)
+    (i,), (j,) = _indexes(names, src), _indexes(names, dst)
+    _apply_fault(lambda: netns.drop(bed, i, j))
+    click.echo(f"dropping {src} -> {dst}")
+
+
+@fault.command("loss")
+@click.argument("node")
+@click.argument("percent", type=click.IntRange(0, 100))
+@dir_option
+def fault_loss(node, percent, directory):
+    """Drop PERCENT % of the packets arriving at NODE, at random."""
+    bed, names = _testbed(directory)
+    (i,) = _indexes(names, node)
+    _apply_fault(lambda: netns.loss(bed, i, percent))
+    click.echo(f"{percent}% loss at {node}")
+
+
+@fault.command("link")
+@click.argument("node")
+@click.argument("state", type=click.Choice(["up", "down"]))
+@dir_option
+def fault_link(node, state, directory):
+    """Set NODE's link up or down."""
+    bed, names = _testbed(directory)
+    (i,) = _indexes(names, node)
+    _apply_fault(lambda: netns.link(bed, i, state == "up"))
+    click.echo(f"{node} link {state}")
+
+
+@fault.command("heal")
+@dir_option
+def fault_heal(directory):
+    """Undo every fault."""
+    bed, _ = _testbed(directory)
+    _apply_fault(lambda: netns.heal(bed))
+    click.echo("healed")
+
+
+@fault.command("capabilities")
+@json_option
+def fault_capabilities(as_json):
+    """What this machine supports for the testbed and its faults."""
+    caps = netns.capabilities()
+    if as_json:
+        return print_json(caps)
+    for k, v in caps.items():
+        click.echo(f"{k}: {', '.join(v) if isinstance(v, list) else v}")
 
 
 groups_cli.register(cli, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,

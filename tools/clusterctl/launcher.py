@@ -26,6 +26,8 @@ import tomli_w
 from clusterd import auth
 from clusterd.client import AsyncClient
 
+from . import netns
+
 USERS = (("admin", "pool-admin"), ("operator", "pool-operator"), ("reader", "read-only"))
 
 
@@ -86,7 +88,12 @@ class LocalCluster:
         with open(os.path.join(self.dir, "credentials.json")) as f:
             return json.load(f)[user]
 
-    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65, xapi=True):
+    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65, xapi=True, use_netns=False):
+        """Write the cluster's files; with use_netns, each node gets a network namespace."""
+        bed = None
+        if use_netns:
+            netns.require()
+            bed = netns.plan(self.dir, n_nodes)
         if self.exists():
             raise LauncherError(f"a cluster already exists in {self.dir}")
         if n_nodes < 1:
@@ -103,21 +110,27 @@ class LocalCluster:
         auth.write_private_json(os.path.join(self.dir, "credentials.json"), creds)
         auth.write_private_json(os.path.join(self.dir, "admin.json"),
                                 {"user": "admin", "password": creds["admin"]["password"]})
-        ports = free_ports(3 * n_nodes, n_nodes)  # per node: raft, api, xapi (TCP); heartbeat (UDP)
-        nodes = [self._node_entry(f"node{i + 1}", ports[3 * i], ports[3 * n_nodes + i], ports[3 * i + 1],
-                                  ports[3 * i + 2] if xapi else None)
-                 for i in range(n_nodes)]
+        if bed:  # each namespace has its own ports: the same ones on every node's own address
+            nodes = [self._node_entry(f"node{i + 1}", 7101, 7201, 7301, 7401 if xapi else None, host=n["ip"])
+                     for i, n in enumerate(bed["nodes"])]
+        else:
+            ports = free_ports(3 * n_nodes, n_nodes)  # per node: raft, api, xapi (TCP); heartbeat (UDP)
+            nodes = [self._node_entry(f"node{i + 1}", ports[3 * i], ports[3 * n_nodes + i], ports[3 * i + 1],
+                                      ports[3 * i + 2] if xapi else None)
+                     for i in range(n_nodes)]
         meta = {"nodes": nodes, "token_timeout": float(token_timeout),
-                "token_coefficient": float(token_coefficient), "xapi": bool(xapi)}
-        self._save(meta)
+                "token_coefficient": float(token_coefficient), "xapi": bool(xapi), "netns": bed}
+        self._save(meta)  # before the namespaces exist, so that `down` finds them after any crash
+        if bed:
+            netns.setup(bed)
         for n in nodes:
             self._write_config(n, nodes, meta)
         return meta
 
-    def _node_entry(self, name, raft_port, hb_port, api_port, xapi_port):
+    def _node_entry(self, name, raft_port, hb_port, api_port, xapi_port, host="127.0.0.1"):
         d = os.path.join(self.dir, name)
-        return {"name": name, "raft": f"127.0.0.1:{raft_port}", "heartbeat": f"127.0.0.1:{hb_port}",
-                "api": f"127.0.0.1:{api_port}", "xapi": f"127.0.0.1:{xapi_port}" if xapi_port else None,
+        return {"name": name, "raft": f"{host}:{raft_port}", "heartbeat": f"{host}:{hb_port}",
+                "api": f"{host}:{api_port}", "xapi": f"{host}:{xapi_port}" if xapi_port else None,
                 "config": os.path.join(d, "node.toml"),
                 "pidfile": os.path.join(d, "clusterd.pid"), "log": os.path.join(d, "clusterd.log")}
 
@@ -140,6 +153,8 @@ class LocalCluster:
         meta = self.meta()
         if any(n["name"] == name for n in meta["nodes"]):
             raise LauncherError(f"node {name} already exists in {self.dir}")
+        if meta.get("netns"):
+            raise LauncherError("adding a node to a network-namespace testbed is not supported yet")
         raft_port, api_port, xapi_port, hb_port = free_ports(3, 1)
         entry = self._node_entry(name, raft_port, hb_port, api_port, xapi_port if meta.get("xapi", True) else None)
         meta["nodes"].append(entry)
@@ -167,7 +182,16 @@ class LocalCluster:
         return None
 
     def command(self, name):
-        return [sys.executable, "-m", "clusterd", "--config", self.node(name)["config"]]
+        command = [sys.executable, "-m", "clusterd", "--config", self.node(name)["config"]]
+        bed = self.meta().get("netns")
+        if bed:  # `ip netns exec` execs the daemon: the pid stays the daemon's
+            index = [n["name"] for n in self.meta()["nodes"]].index(name)
+            command = ["ip", "netns", "exec", bed["nodes"][index]["ns"]] + command
+        return command
+
+    def testbed(self):
+        """The network-namespace testbed of this cluster, or None on plain loopback."""
+        return self.meta().get("netns")
 
     def start(self, name):
         if self.pid(name):
@@ -212,6 +236,9 @@ class LocalCluster:
 
     def destroy(self):
         self.stop_all()
+        bed = self.meta().get("netns") if self.exists() else None
+        if bed:
+            netns.teardown(bed)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- status ------------------------------------------------------------------------------

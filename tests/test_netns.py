@@ -1,0 +1,77 @@
+"""Real partitions: each node in its own network namespace, faults as nftables rules (root)."""
+import pytest
+
+from clusterctl import netns
+from clusterd.errors import ClusterError
+
+from conftest import XCluster, wait_for
+
+CAPS = netns.capabilities()
+pytestmark = pytest.mark.skipif(
+    not (CAPS["root"] and CAPS["netns"] and CAPS["nft"]),
+    reason=f"the network-namespace testbed needs root, `ip netns` and nftables; this machine has {CAPS}")
+
+
+@pytest.fixture
+def bed_cluster(tmp_path_factory, xprocess):
+    c = XCluster(str(tmp_path_factory.mktemp("netns")), xprocess)
+    c.create(3, use_netns=True)
+    try:
+        for name in c.names():
+            c.start(name)
+        c.wait_quorate(60)
+        yield c
+    finally:
+        c.stop()
+        c.destroy()
+
+
+def views(cluster):
+    out = {}
+    for name in cluster.names():
+        try:
+            st = cluster.node_status(name)
+            out[name] = (st["is_quorate"], st["live_hosts"])
+        except (OSError, ClusterError):
+            out[name] = None
+    return out
+
+
+def test_a_minority_loses_quorum_and_the_majority_keeps_it_then_heals(bed_cluster):
+    bed = bed_cluster.testbed()
+    ref = bed_cluster.cluster_ref()
+    netns.partition(bed, [0, 1], [2])
+    want = {"node1": (True, 2), "node2": (True, 2), "node3": (False, 1)}
+    wait_for(lambda: views(bed_cluster) == want, what="quorum follows the partition")
+    with bed_cluster.client("node3") as c:
+        with pytest.raises(ClusterError) as err:
+            c.Cluster.add_to_other_config(ref, "minority", "write")
+        assert err.value.code == "CLUSTER_NOT_QUORATE"
+    with bed_cluster.client("node1") as c:
+        c.Cluster.add_to_other_config(ref, "majority", "write")
+    netns.heal(bed)
+    wait_for(lambda: views(bed_cluster) == {n: (True, 3) for n in bed_cluster.names()}, what="healed")
+    with bed_cluster.client("node3") as c:
+        wait_for(lambda: c.Cluster.get_other_config(ref) == {"majority": "write"}, what="node3 caught up")
+
+
+def test_one_way_loss_and_a_link_down(bed_cluster):
+    bed = bed_cluster.testbed()
+    netns.drop(bed, 2, 0)  # node1 no longer hears node3; node3 still hears node1
+    wait_for(lambda: views(bed_cluster)["node1"] == (True, 2), what="node1 stops hearing node3")
+    assert views(bed_cluster)["node3"] == (True, 3)
+    netns.heal(bed)
+    netns.link(bed, 1, False)  # node2 cut off entirely
+    wait_for(lambda: views(bed_cluster)["node1"] == (True, 2), what="node1 sees node2 gone")
+    netns.heal(bed)
+    wait_for(lambda: views(bed_cluster) == {n: (True, 3) for n in bed_cluster.names()}, what="healed")
+
+
+def test_teardown_removes_every_namespace_and_the_bridge(tmp_path):
+    bed = netns.plan(str(tmp_path), 2)
+    netns.setup(bed)
+    assert netns.exists(bed)
+    netns.teardown(bed)
+    assert not netns.exists(bed)
+    listed = netns.run("ip", "netns", "list").stdout.split()
+    assert not [n for n in bed["nodes"] if n["ns"] in listed]
