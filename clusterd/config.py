@@ -42,6 +42,7 @@ class Config:
     token_coefficient: float = 0.65
     members: list = field(default_factory=list)
     xapi: str = None  # HOST:PORT of the XenAPI endpoint, None when it is off
+    fence_agent: str = "watchdog"  # how the coordinator fences a lost node: watchdog | process
 
     def token(self):
         try:
@@ -117,6 +118,8 @@ def validate(values):
     if missing:
         raise ConfigError(f"missing configuration: {', '.join(missing)}")
     cfg = Config(**values)
+    if cfg.fence_agent not in ("watchdog", "process"):
+        raise ConfigError("fence_agent must be watchdog or process")
     for what in ("raft", "heartbeat", "api"):
         check_address(what, getattr(cfg, what))
     if cfg.xapi in (None, "", "off"):

@@ -26,6 +26,7 @@ def initial_state():
         "resources": {},  # id -> resource
         "operations": {},  # handle -> an asynchronous online/offline and how it ended
         "names": {"group": {}, "resource": {}},  # casefolded name or id -> id
+        "fence": {},  # node -> {status requested|fenced|failed, agent, at, detail} (failover.py)
     }
 
 

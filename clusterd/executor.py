@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 
+import psutil
+
 from . import agents, groups
 from .errors import ClusterError
 
@@ -33,6 +35,13 @@ def _plan(state, me):
     return plan
 
 
+def _create_time(pid):
+    try:
+        return psutil.Process(pid).create_time() if pid else None
+    except psutil.Error:
+        return None
+
+
 class Executor:
     def __init__(self, node):
         self.node = node
@@ -41,6 +50,7 @@ class Executor:
         self.workers = {}  # gid -> task converging that group
         self.next_monitor = {}  # rid -> monotonic time of the next monitor
         self._plan, self._plan_at = {}, None
+        self._leader_contact = 0.0
 
     def ctx(self):
         return agents.Context(node=self.me, data_dir=self.node.cfg.data_dir)
@@ -62,7 +72,18 @@ class Executor:
 
     # -- converging --------------------------------------------------------------------------
     def _may_run(self):
-        return self.node.replica.ready() and self.node.membership.view()["is_quorate"]
+        """Invariant 3: ready, quorate, and the current leader heard within the effective
+        token (the lease; the leader holds it itself while it is quorate)."""
+        node = self.node
+        if not (node.replica.ready() and node.membership.view()["is_quorate"]):
+            return False
+        now = time.monotonic()
+        leader = node.status_leader()
+        if leader == self.me:
+            self._leader_contact = now
+        elif leader is not None:
+            self._leader_contact = max(self._leader_contact, node.membership.last_heard.get(leader, 0.0))
+        return now - self._leader_contact <= node.membership.effective_token()
 
     def _converge(self):
         may_run = self._may_run()
@@ -177,8 +198,10 @@ class Executor:
 
     async def _report(self, rid, state, result, restarted=False):
         try:
+            pid = getattr(result, "pid", None)
             await self.node.write("resource.report", resource=rid, node=self.me, state=state,
-                                  pid=getattr(result, "pid", None), locked=bool(getattr(result, "locked", False)),
+                                  pid=pid, pid_create_time=_create_time(pid),
+                                  locked=bool(getattr(result, "locked", False)),
                                   detail=getattr(result, "detail", "") or "", restarted=restarted)
         except ClusterError as e:
             log.info("report of %s as %s not committed: %s", rid, state, e)

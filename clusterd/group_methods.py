@@ -24,6 +24,7 @@ def group_view(state, g):
         "anti_affinity": list(g["anti_affinity"]), "special": g["special"],
         "locked": any(state["resources"][r]["locked"] for r in g["resources"]),
         "failover": dict(g["failover"]),
+        "failovers": len(g["failures"]), "last_failover": g.get("last_failover"),
         "resources": [resource_view(state, state["resources"][r]) for r in g["resources"]],
     }
 

@@ -486,6 +486,7 @@ def _resource_report(state, cmd):
     if cmd["state"] not in RESOURCE_STATES:
         return failure("ERROR_INVALID_PARAMETER", cmd["state"])
     r["state"], r["pid"], r["locked"], r["detail"] = cmd["state"], cmd.get("pid"), bool(cmd.get("locked")), cmd.get("detail", "")
+    r["pid_create_time"] = cmd.get("pid_create_time")  # with the pid: what a process fence may kill
     if cmd.get("restarted"):
         period = r["restart"]["period"]
         r["restarts"] = [t for t in r["restarts"] if cmd["at"] - t < period] + [cmd["at"]]

@@ -11,6 +11,8 @@ import os
 import time
 import uuid
 
+import psutil
+
 from raft import Replica, ReplicaError
 
 from . import auth, db, tasks
@@ -91,6 +93,22 @@ class Node:
             "raft": self.cfg.raft, "api": self.cfg.api, "xapi": self.cfg.xapi, "uptime": time.time() - self.started,
             "tick_thread_alive": self.replica.tick_thread_alive(),
         }
+
+    def status_leader(self):
+        """The current Raft leader's name, or None."""
+        return self._leader_name(self.replica.leader())
+
+    async def announce(self):
+        """Once ready and quorate: commit this daemon's pid and create time (for fencing)."""
+        me = psutil.Process()
+        while True:
+            await asyncio.sleep(self.cfg.token_timeout / 4)
+            if self.replica.ready() and self.membership.view()["is_quorate"]:
+                try:
+                    await self.write("member.hello", name=self.cfg.name, pid=me.pid, create_time=me.create_time())
+                    return
+                except ClusterError as e:
+                    log.info("hello not committed yet: %s", e)
 
     def _leader_name(self, addr):
         if addr is None:

@@ -143,6 +143,7 @@ class LocalCluster:
             "data_dir": os.path.join(d, "data"), "token_file": os.path.join(self.dir, "cluster.token"),
             "users_file": os.path.join(self.dir, "users.json"),
             "token_timeout": meta["token_timeout"], "token_coefficient": meta["token_coefficient"],
+            "fence_agent": "process",  # every node of a local cluster is on this host
             "members": [{k: m[k] for k in ("name", "raft", "heartbeat", "api")} for m in members],
         }
         with open(node["config"], "wb") as f:
