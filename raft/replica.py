@@ -161,6 +161,11 @@ class Replica:
             "ready": self._obj.isReady(),
         }
 
+    def leader(self):
+        """The Raft address of the current leader, or None."""
+        leader = self._obj._getLeader()
+        return leader.id if leader is not None else None
+
     def last_applied(self):
         """The index of the last entry applied here: changes whenever the state does."""
         return self._obj.raftLastApplied
