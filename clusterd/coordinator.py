@@ -44,7 +44,7 @@ class Coordinator:
 
     async def run(self):
         while True:
-            await asyncio.sleep(self.node.cfg.token_timeout / 8)
+            await asyncio.sleep(self.node.cfg.token_timeout / 16)
             node = self.node
             if not (node.replica.ready() and node.replica.is_leader() and node.membership.view()["is_quorate"]):
                 continue

@@ -19,7 +19,7 @@ from .errors import ClusterError
 
 log = logging.getLogger("clusterd.executor")
 
-TICK = 0.2
+TICK = 0.1
 
 
 def _plan(state, me):

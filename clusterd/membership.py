@@ -133,13 +133,13 @@ class Membership(asyncio.DatagramProtocol):
                 self.on_change(v)
 
     async def run(self):
-        """Beat every token/4; between beats, look for peers whose token ran out."""
+        """Beat every token/4; between beats, look four times for peers whose token ran out."""
         interval = self.token_timeout / 4
         while True:
             self.beat()
-            await asyncio.sleep(interval / 2)
-            self._check_change()
-            await asyncio.sleep(interval / 2)
+            for _ in range(4):
+                await asyncio.sleep(interval / 4)
+                self._check_change()
 
 
 async def start(loop, bind, **kwargs):

@@ -118,7 +118,7 @@ class Node:
     # -- leader duties -----------------------------------------------------------------------
     async def leader_duties(self):
         """On the leader: bootstrap once, then keep the committed membership view current."""
-        interval = self.cfg.token_timeout / 8
+        interval = self.cfg.token_timeout / 16
         while True:
             await asyncio.sleep(interval)
             if not (self.replica.ready() and self.replica.is_leader()):
