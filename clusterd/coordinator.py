@@ -54,7 +54,10 @@ class Coordinator:
                 log.info("coordinator step deferred: %s", e)
 
     async def step(self):
-        lost, fences = self.node.replica.read(lambda s: (failover.lost_groups(s), dict(s["fence"])))
+        lost, fences, failed = self.node.replica.read(
+            lambda s: (failover.lost_groups(s), dict(s["fence"]), failover.failed_groups(s)))
+        for gid, owner in failed:
+            await self._restart_elsewhere(gid, owner, reason="resource failed")
         for down, group_ids in lost.items():
             fence = fences.get(down)
             if fence is None or (fence["status"] == "failed" and time.time() - fence.get("done_at", 0) > RETRY):
@@ -68,7 +71,7 @@ class Coordinator:
                 for gid in group_ids:
                     await self._restart_elsewhere(gid, down)
 
-    async def _restart_elsewhere(self, gid, down):
+    async def _restart_elsewhere(self, gid, down, reason="node down"):
         live = self.node.membership.view()["live"]
 
         def choose(state):
@@ -78,8 +81,8 @@ class Coordinator:
         if to is None:
             log.warning("group %s lost with %s: no node can host it", gid, down)
             return
-        log.info("failing over group %s from %s to %s", gid, down, to)
-        await self.node.write("group.failover", group=gid, to=to, reason="node down", **{"from": down})
+        log.info("failing over group %s from %s to %s (%s)", gid, down, to, reason)
+        await self.node.write("group.failover", group=gid, to=to, reason=reason, **{"from": down})
 
     # -- fencing -----------------------------------------------------------------------------
     async def _fence(self, down, already_requested=False):

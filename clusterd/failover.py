@@ -20,6 +20,13 @@ def lost_groups(state):
     return lost
 
 
+def failed_groups(state):
+    """Groups whose resource failed past its restart policy on a live owner: to move."""
+    live = set(state["view"]["live"])
+    return [(g["id"], g["owner"]) for g in state["groups"].values()
+            if g.get("failover_wanted") and g["owner"] in live and g["persistent_state"] == "online"]
+
+
 def fenced(state, node):
     f = state["fence"].get(node)
     return f is not None and f["status"] == "fenced"
@@ -69,8 +76,11 @@ def _group_failover(state, cmd):
         return failure("INVALID_VALUE", cmd["from"], message="the owner is up again")
     if cmd["reason"] == "node down" and not fenced(state, cmd["from"]):
         return failure("INVALID_VALUE", cmd["from"], message="the owner is not fenced")
+    if cmd["reason"] == "resource failed" and not g.get("failover_wanted"):
+        return failure("INVALID_VALUE", cmd["group"], message="no resource of the group asked to fail over")
     if cmd["to"] not in state["members"]:
         return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
+    g["failover_wanted"] = False
     period = g["failover"]["period_hours"] * 3600
     recent = [t for t in g["failures"] if cmd["at"] - t < period]
     g["failures"] = recent + [cmd["at"]]

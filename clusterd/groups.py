@@ -490,5 +490,7 @@ def _resource_report(state, cmd):
     if cmd.get("restarted"):
         period = r["restart"]["period"]
         r["restarts"] = [t for t in r["restarts"] if cmd["at"] - t < period] + [cmd["at"]]
+    if cmd["state"] == "Failed" and r["restart"]["action"] == "restart_failover":
+        g["failover_wanted"] = True  # restarts exhausted here: the coordinator moves the group
     _refresh(state, g)
     return ok()

@@ -240,3 +240,25 @@ def test_a_daemon_stopped_cleanly_stops_its_resources(make_cluster):
         pid = online(c, "clean")["resources"][0]["pid"]
     cluster.kill("node2", signal.SIGTERM)
     wait_for(lambda: gone(pid), what="SIGTERM of the daemon stops its resource")
+
+
+def test_a_resource_past_its_restarts_fails_its_group_over_then_ends_failed(cluster):
+    """Action restart_failover: restarts on the owner, then the group moves; past the failover
+    threshold (default: members - 1 = 2 in 6 hours) it stays Failed."""
+    with api(cluster) as c:
+        c.Group.create("roaming")
+        c.Resource.create("roaming", "keeps-dying", "process",
+                          {"args": [sys.executable, "-c", "import time; time.sleep(0.5)"]})
+        c.Resource.set_restart_policy("keeps-dying", {"threshold": 1, "period": 300.0, "delay": 0.1,
+                                                      "action": "restart_failover", "monitor_interval": 0.2})
+        c.Group.online("roaming")
+        owners = []
+
+        def watch():
+            g = c.Group.get_record("roaming")
+            if g["owner"] and (not owners or owners[-1] != g["owner"]):
+                owners.append(g["owner"])
+            return g["state"] == "Failed" and g["failovers"] == 2 and g
+        g = wait_for(watch, timeout=90, interval=0.05, what="two failovers, then Failed")
+        assert g["last_failover"]["reason"] == "resource failed"
+        assert len(owners) == 3 and len(set(owners)) >= 2  # it ran on more than one node
