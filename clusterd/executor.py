@@ -168,9 +168,12 @@ class Executor:
         now = time.monotonic()
         records = {r["id"]: r for g in plan.values() for r in g["resources"]}
         for rid in list(self.running):
-            if rid in wanted and now >= self.next_monitor.get(rid, 0) and ("monitor", rid) not in self.workers:
+            # one activity per group at a time: a monitor that finds a failure restarts the
+            # resource itself, and the group's converging worker must not start it as well
+            gid = records[rid]["group"] if rid in records else None
+            if rid in wanted and now >= self.next_monitor.get(rid, 0) and gid not in self.workers:
                 self.next_monitor[rid] = now + records[rid]["monitor_interval"]
-                self._spawn(("monitor", rid), self._monitor(records[rid]))
+                self._spawn(gid, self._monitor(records[rid]))
 
     async def _monitor(self, r):
         agent, _, last = self.running[r["id"]]

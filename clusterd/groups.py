@@ -491,6 +491,8 @@ def _resource_report(state, cmd):
         period = r["restart"]["period"]
         r["restarts"] = [t for t in r["restarts"] if cmd["at"] - t < period] + [cmd["at"]]
     if cmd["state"] == "Failed" and r["restart"]["action"] == "restart_failover":
-        g["failover_wanted"] = True  # restarts exhausted here: the coordinator moves the group
+        period = g["failover"]["period_hours"] * 3600
+        if len([t for t in g["failures"] if cmd["at"] - t < period]) < g["failover"]["threshold"]:
+            g["failover_wanted"] = True  # restarts exhausted here: the coordinator moves the group
     _refresh(state, g)
     return ok()

@@ -3,6 +3,7 @@ import hashlib
 import os
 import signal
 import time
+import urllib.request
 
 import psutil
 import pytest
@@ -85,6 +86,23 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
             last = e
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
+
+
+def answers(port):
+    """The HTTP server on 127.0.0.1:port answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def gone(pid):
+    """The process exited (a zombie whose parent has not reaped it counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 @pytest.fixture

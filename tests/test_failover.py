@@ -1,16 +1,14 @@
 """Failover that never runs a group twice: real daemons, real kills, real partitions."""
 import signal
 import sys
-import urllib.request
 
-import psutil
 import pytest
 
 from clusterctl import netns
 from clusterctl.checkers import double_online, read_witness
 from clusterctl.launcher import free_ports
 
-from conftest import XCluster, wait_for
+from conftest import XCluster, answers, gone, wait_for
 
 
 def http_group(c, name, port, witness):
@@ -21,21 +19,6 @@ def http_group(c, name, port, witness):
     op = c.Operation.wait(c.Group.online(name)["handle"], 60)
     assert op["status"] == "succeeded", op
     return c.Group.get_record(name)
-
-
-def answers(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def survivor(cluster, dead):

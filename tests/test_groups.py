@@ -2,7 +2,6 @@
 import json
 import signal
 import sys
-import urllib.request
 import uuid
 
 import psutil
@@ -11,7 +10,7 @@ import pytest
 from clusterctl.launcher import free_ports
 from clusterd.errors import ClusterError
 
-from conftest import wait_for
+from conftest import answers, gone, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +38,6 @@ def online(c, group, timeout=60):
 def offline(c, group, timeout=60):
     op = c.Operation.wait(c.Group.offline(group)["handle"], timeout)
     assert op["status"] == "succeeded", op
-
-
-def answers(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_a_process_resource_runs_as_a_child_of_its_owner_and_stops(cluster):

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from clusterd.quorum import effective_token
 
-from .bench import (COEF, RUNS, TOKEN, arg, console, fmt, goal, names_of, run_async, subcommand, summary,
+from .bench import (COEF, TOKEN, arg, console, fmt, goal, names_of, run_async, subcommand, summary,
                     sync_client, temp_cluster, vars_of, wait_all_live)
 from .launcher import free_ports
 
