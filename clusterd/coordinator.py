@@ -91,12 +91,18 @@ class Coordinator:
             if not already_requested:
                 await self.node.write("fence.request", node=down, agent=agent)
             ok, detail = await (self._fence_process(down) if agent == "process" else self._fence_watchdog(down))
+            if ok and self._heard_again(down):
+                ok, detail = False, f"{down} was heard again: not fenced, its groups stay where they are"
             log.warning("fence of %s by %s: %s (%s)", down, agent, "done" if ok else "FAILED", detail)
             await self.node.write("fence.result", node=down, fenced=ok, detail=detail)
         except ClusterError as e:
             log.info("fence of %s not recorded: %s", down, e)
         finally:
             self.fencing.discard(down)
+
+    def _heard_again(self, down):
+        """The node is talking again (its suspicion was wrong, e.g. a stall under load)."""
+        return down in self.node.membership.view()["live"]
 
     def _stop_timeout(self, down):
         def longest(state):
@@ -114,7 +120,10 @@ class Coordinator:
         return True, f"fence delay {delay:.2f} s passed since {down} was last heard"
 
     async def _fence_process(self, down):
-        """Kill the daemon and the resource processes of `down`, confirm they are gone."""
+        """Kill the daemon and the resource processes of `down`, confirm they are gone; never
+        a node this leader hears again."""
+        if self._heard_again(down):
+            return False, f"{down} was heard again before the fence"
         def targets(state):
             procs = [state["members"][down].get("process")]
             procs += [{"pid": r["pid"], "create_time": r.get("pid_create_time"), "resource": r["id"],
