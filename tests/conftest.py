@@ -1,4 +1,5 @@
 """Fixtures: real clusterd processes on 127.0.0.1, started and stopped with pytest-xprocess."""
+import contextlib
 import hashlib
 import os
 import signal
@@ -105,23 +106,27 @@ def gone(pid):
         return True
 
 
+@contextlib.contextmanager
+def running_cluster(tmp_path_factory, xprocess, prefix="cluster", n=3, **create):
+    """n real daemons, started, ready and quorate; stopped afterwards (and a network-namespace
+    testbed removed: its dir is kept otherwise, for the logs)."""
+    c = XCluster(str(tmp_path_factory.mktemp(prefix)), xprocess)
+    c.create(n, **create)
+    try:
+        for name in c.names():
+            c.start(name)
+        c.wait_quorate(60)
+        yield c
+    finally:
+        c.stop()
+        if c.testbed():
+            c.destroy()
+
+
 @pytest.fixture
 def make_cluster(tmp_path_factory, xprocess):
-    made = []
-
-    def make(n=3, token_timeout=1.0, token_coefficient=0.65, start=True):
-        c = XCluster(str(tmp_path_factory.mktemp("cluster")), xprocess)
-        c.create(n, token_timeout, token_coefficient)
-        made.append(c)
-        if start:
-            for name in c.names():
-                c.start(name)
-            c.wait_quorate(60)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
+    with contextlib.ExitStack() as stack:
+        yield lambda n=3: stack.enter_context(running_cluster(tmp_path_factory, xprocess, n=n))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 from clusterd import methods, rpc, wire  # noqa: F401  (methods fills rpc.METHODS)
 from clusterd.client import Client
-from conftest import XCluster, wait_for
+from conftest import running_cluster, wait_for
 
 NODES = ("node1", "node2", "node3")
 BASELINE = {"owner": "test_api_input", "colour": "blue"}
@@ -168,18 +168,11 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, xprocess):
-    cluster = XCluster(str(tmp_path_factory.mktemp("apiinput")), xprocess)
-    cluster.create(3, 1.0, 0.65)
-    try:
-        for name in cluster.names():
-            cluster.start(name)
-        cluster.wait_quorate(60)
+    with running_cluster(tmp_path_factory, xprocess, "apiinput") as cluster:
         e = Env(cluster)
         yield e
         for c in e.admins.values():
             c.close()
-    finally:
-        cluster.stop()
 
 
 def refused_without_change(env, attempt, node="node1", commit_may_move=False):

@@ -8,7 +8,7 @@ from clusterctl import netns
 from clusterctl.checkers import double_online, read_witness
 from clusterctl.launcher import free_ports
 
-from conftest import XCluster, answers, gone, wait_for
+from conftest import answers, gone, running_cluster, wait_for
 
 
 def http_group(c, name, port, witness):
@@ -84,13 +84,8 @@ CAPS = netns.capabilities()
                     reason=f"partitions need root, `ip netns` and nftables; this machine has {CAPS}")
 @pytest.mark.parametrize("cut", ["two-way", "one-way"])
 def test_an_isolated_owner_never_runs_the_group_beside_its_successor(tmp_path_factory, xprocess, tmp_path, cut):
-    cluster = XCluster(str(tmp_path_factory.mktemp("partition")), xprocess)
-    cluster.create(3, use_netns=True)
     witness = str(tmp_path / "witness.jsonl")
-    try:
-        for name in cluster.names():
-            cluster.start(name)
-        cluster.wait_quorate(60)
+    with running_cluster(tmp_path_factory, xprocess, "partition", use_netns=True) as cluster:
         with cluster.client("node1") as c:
             c.Group.create("db")
             c.Group.set_preferred_owners("db", ["node3"])
@@ -114,6 +109,3 @@ def test_an_isolated_owner_never_runs_the_group_beside_its_successor(tmp_path_fa
         assert gone(pid)
         netns.heal(bed)
         assert double_online(read_witness(witness)) == []
-    finally:
-        cluster.stop()
-        cluster.destroy()

@@ -10,19 +10,13 @@ import pytest
 from clusterctl.launcher import free_ports
 from clusterd.errors import ClusterError
 
-from conftest import answers, gone, wait_for
+from conftest import answers, gone, running_cluster, wait_for
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, xprocess):
-    from conftest import XCluster
-    c = XCluster(str(tmp_path_factory.mktemp("groups")), xprocess)
-    c.create(3)
-    for name in c.names():
-        c.start(name)
-    c.wait_quorate(60)
-    yield c
-    c.stop()
+    with running_cluster(tmp_path_factory, xprocess, "groups") as c:
+        yield c
 
 
 def api(cluster, node="node1"):

@@ -11,29 +11,7 @@ import pytest
 from clusterd import db, groups, placement  # importing groups registers its handlers
 from clusterd.errors import CODES
 
-NAMES = ("node1", "node2", "node3")
-AT = 1_700_000_000.0
-
-
-# -- builders ---------------------------------------------------------------------------------
-def member(name, i):
-    return {"name": name, "raft": f"127.0.0.1:{7100 + i}", "heartbeat": f"127.0.0.1:{7200 + i}",
-            "api": f"127.0.0.1:{7300 + i}", "votes": 1,
-            "host_ref": f"OpaqueRef:host-{name}", "host_uuid": f"uuid-host-{name}",
-            "pif_ref": f"OpaqueRef:pif-{name}", "pif_uuid": f"uuid-pif-{name}"}
-
-
-def booted(names=NAMES):
-    s = db.initial_state()
-    cmd = {"op": "member.bootstrap", "rid": "bootstrap", "at": AT,
-           "members": [member(n, i) for i, n in enumerate(names)],
-           "network": {"ref": "OpaqueRef:net", "uuid": "uuid-net"},
-           "ref": "OpaqueRef:cluster", "uuid": "uuid-cluster", "cluster_stack": "corosync",
-           "pool_auto_join": True, "token_timeout": 1.0, "token_timeout_coefficient": 0.65,
-           "cluster_token": "secret-token", "cluster_config": {},
-           "cluster_host_ids": {n: [f"OpaqueRef:ch-{n}", f"uuid-ch-{n}"] for n in names}}
-    assert db.apply(s, cmd) == {"ok": "OpaqueRef:cluster"}
-    return s
+from builders import AT, NAMES, booted
 
 
 def run(s, op, **fields):

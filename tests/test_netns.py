@@ -4,7 +4,7 @@ import pytest
 from clusterctl import netns
 from clusterd.errors import ClusterError
 
-from conftest import XCluster, wait_for
+from conftest import running_cluster, wait_for
 
 CAPS = netns.capabilities()
 pytestmark = pytest.mark.skipif(
@@ -14,16 +14,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def bed_cluster(tmp_path_factory, xprocess):
-    c = XCluster(str(tmp_path_factory.mktemp("netns")), xprocess)
-    c.create(3, use_netns=True)
-    try:
-        for name in c.names():
-            c.start(name)
-        c.wait_quorate(60)
+    with running_cluster(tmp_path_factory, xprocess, "netns", use_netns=True) as c:
         yield c
-    finally:
-        c.stop()
-        c.destroy()
 
 
 def views(cluster):

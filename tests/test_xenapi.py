@@ -16,7 +16,7 @@ import XenAPI
 from clusterctl.launcher import LocalCluster
 from clusterd import config, xapi
 from clusterd.methods import API_VERSION
-from conftest import XCluster, wait_for
+from conftest import running_cluster, wait_for
 
 SEED_FIELDS = ("allowed_operations", "cluster_config", "cluster_hosts", "cluster_stack", "cluster_stack_version",
                "cluster_token", "current_operations", "is_quorate", "live_hosts", "other_config", "pending_forget",
@@ -38,15 +38,10 @@ class Transport(xmlrpc.client.Transport):
 
 @pytest.fixture(scope="module")
 def xc(tmp_path_factory, xprocess):
-    c = XCluster(str(tmp_path_factory.mktemp("xenapi")), xprocess)
-    c.create(3)
-    for name in c.names():
-        c.start(name)
-    c.wait_quorate(60)
-    for name in c.names():  # every replica has caught up, so that any node answers reads
-        wait_for(lambda: c.node_status(name)["ready"] and c.cluster_ref(name), timeout=30, what=f"{name} ready")
-    yield c
-    c.stop()
+    with running_cluster(tmp_path_factory, xprocess, "xenapi") as c:
+        for name in c.names():  # every replica holds the Cluster record, so any node answers reads
+            wait_for(lambda: c.cluster_ref(name), timeout=30, what=f"{name} ready")
+        yield c
 
 
 def url(xc, name):
