@@ -10,6 +10,11 @@
     users_file = "/etc/clusterd/users.json"
     token_timeout = 1.0              # seconds
     token_coefficient = 0.65         # seconds per member beyond two
+    fence_agent = "watchdog"         # watchdog | process | script (clusterd/fencing.py)
+    fence_script = "/usr/local/sbin/fence_site"   # script: an executable, absolute path
+    fence_timeout = 60.0             # script: seconds before it counts as failed
+    [fence_options]                  # script: more name=value lines for its stdin
+    ip = "192.0.2.10"
     [[members]]                      # every configured member, this node included
     name = "node1"
     raft = "127.0.0.1:7101"
@@ -42,7 +47,10 @@ class Config:
     token_coefficient: float = 0.65
     members: list = field(default_factory=list)
     xapi: str = None  # HOST:PORT of the XenAPI endpoint, None when it is off
-    fence_agent: str = "watchdog"  # how the coordinator fences a lost node: watchdog | process
+    fence_agent: str = "watchdog"  # how the coordinator fences a lost node: watchdog | process | script
+    fence_script: str = None  # the script agent's executable
+    fence_timeout: float = 60.0
+    fence_options: dict = field(default_factory=dict)
 
     def token(self):
         try:
@@ -53,6 +61,25 @@ class Config:
         if len(token) < MIN_TOKEN_BYTES:
             raise ConfigError(f"the cluster token in {self.token_file} is shorter than {MIN_TOKEN_BYTES} bytes")
         return token
+
+
+def check_fencing(cfg):
+    if cfg.fence_agent not in ("watchdog", "process", "script"):
+        raise ConfigError("fence_agent must be watchdog, process or script")
+    if cfg.fence_agent == "script":
+        path = cfg.fence_script
+        if not isinstance(path, str) or not os.path.isabs(path) or not os.access(path, os.X_OK) \
+                or not os.path.isfile(path):
+            raise ConfigError(f"fence_script: {path!r} is not an executable file given by its absolute path")
+    if not isinstance(cfg.fence_timeout, (int, float)) or not 0 < cfg.fence_timeout <= 3600:
+        raise ConfigError("fence_timeout must be between 0 and 3600 seconds")
+    opts = cfg.fence_options
+    if not isinstance(opts, dict) or any(
+            not isinstance(k, str) or not k.isidentifier() or not isinstance(v, (str, int, float, bool))
+            or "\n" in str(v) for k, v in opts.items()):
+        raise ConfigError("fence_options: names are identifiers, values one-line strings or numbers")
+    if {"action", "plug", "nodename"} & set(opts):
+        raise ConfigError("fence_options: action, plug and nodename are set by clusterd")
 
 
 def check_address(what, value):
@@ -118,8 +145,7 @@ def validate(values):
     if missing:
         raise ConfigError(f"missing configuration: {', '.join(missing)}")
     cfg = Config(**values)
-    if cfg.fence_agent not in ("watchdog", "process"):
-        raise ConfigError("fence_agent must be watchdog or process")
+    check_fencing(cfg)
     for what in ("raft", "heartbeat", "api"):
         check_address(what, getattr(cfg, what))
     if cfg.xapi in (None, "", "off"):

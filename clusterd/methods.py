@@ -381,6 +381,12 @@ async def node_status(call):
     return call.node.status()
 
 
+@rpc("Node.fence_status")
+async def node_fence_status(call):
+    """Per node fenced or being fenced: status requested|fenced|failed, agent, attempts, detail."""
+    return call.node.read(lambda s: {n: dict(f) for n, f in s["fence"].items()})
+
+
 @rpc("Node.add", role=ADMIN, params=(("name", "string"), ("raft", "string"), ("heartbeat", "string"),
                                      ("api", "string")))
 async def node_add(call, name, raft_addr, heartbeat, api):

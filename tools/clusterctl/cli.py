@@ -3,11 +3,13 @@ import json
 import signal
 import sys
 import time
+import types
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from clusterd import config
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 
@@ -68,10 +70,23 @@ def cli():
               help="root: each node in its own network namespace on a bridge, for partition testing")
 @click.option("--xapi/--no-xapi", default=True, show_default=True,
               help="serve the XenAPI (XML-RPC over HTTP) on each node; `status` shows the URLs")
+@click.option("--fence-agent", type=click.Choice(["process", "watchdog", "script"]), default="process",
+              show_default=True, help="how a lost node is fenced before its groups restart elsewhere")
+@click.option("--fence-script", type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+              help="with --fence-agent script: the fence command (name=value lines on stdin, exit 0 = fenced)")
+@click.option("--fence-option", multiple=True, metavar="NAME=VALUE", help="with script: one more stdin line")
 @json_option
-def up(nodes, directory, token_timeout, token_coefficient, timeout, use_netns, xapi, as_json):
+def up(nodes, directory, token_timeout, token_coefficient, timeout, use_netns, xapi, fence_agent, fence_script,
+       fence_option, as_json):
     """Start a local cluster of N nodes on 127.0.0.1 and wait until it is quorate."""
     cluster = LocalCluster(directory)
+    fence = {"fence_agent": fence_agent, "fence_options": dict(o.partition("=")[::2] for o in fence_option)}
+    if fence_script:
+        fence["fence_script"] = fence_script
+    try:
+        config.check_fencing(types.SimpleNamespace(fence_timeout=60.0, fence_script=None, **fence))
+    except config.ConfigError as e:
+        fail(str(e))
     try:
         if cluster.exists():
             existing = len(cluster.meta()["nodes"])
@@ -83,7 +98,7 @@ def up(nodes, directory, token_timeout, token_coefficient, timeout, use_netns, x
             if bed and not netns.exists(bed):  # the namespaces went away (a reboot): make them again
                 netns.setup(bed)
         else:
-            cluster.create(nodes, token_timeout, token_coefficient, xapi, use_netns)
+            cluster.create(nodes, token_timeout, token_coefficient, xapi, use_netns, fence=fence)
         for n in cluster.meta()["nodes"]:
             cluster.start(n["name"])
         t0 = time.monotonic()
@@ -137,15 +152,20 @@ def show_status(st):
             console.print(f"other_config {c['other_config']}")
     else:
         console.print("[yellow]no Cluster record (no reachable node holds one)[/]")
-    t = Table("node", "pid", "up", "quorate", "live", "leader", "raft", "term", "commit")
+    fences = st.get("fence") or {}
+    t = Table("node", "pid", "up", "quorate", "live", "leader", "raft", "term", "commit", "fence")
     for n in st["nodes"]:
         def cell(v):
             return "-" if v is None else str(v)
         t.add_row(n["name"], cell(n["pid"]), "yes" if n["reachable"] else "[red]no[/]",
                   {True: "[green]yes[/]", False: "[red]no[/]"}.get(n["is_quorate"], "-"),
                   cell(n["live_hosts"]), cell(n["leader"]), cell(n.get("raft_state")), cell(n["term"]),
-                  cell(n["commit_index"]))
+                  cell(n["commit_index"]), fence_cell(fences.get(n["name"])))
     console.print(t)
+    for name, f in sorted(fences.items()):
+        if f["status"] != "fenced":
+            console.print(f"fence of {name}: {f['status']} by {f['agent']}, attempt {f['attempts']}"
+                          + (f": {f['detail']}" if f.get("detail") else ""), soft_wrap=True)
     urls = [f"{n['name']} {n['xapi_url']}" for n in st["nodes"] if n.get("xapi_url")]
     if urls:
         console.print("XenAPI SDK: " + "  ".join(urls), soft_wrap=True)
@@ -159,6 +179,13 @@ def show_status(st):
 
 
 MAX_GROUPS_SHOWN = 40
+FENCE_COLOURS = {"fenced": "green", "requested": "yellow", "failed": "red"}
+
+
+def fence_cell(f):
+    if not f:
+        return "-"
+    return f"[{FENCE_COLOURS[f['status']]}]{f['status']}[/] ({f['agent']}, #{f['attempts']})"
 
 
 @cli.command()

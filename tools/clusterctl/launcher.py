@@ -88,8 +88,10 @@ class LocalCluster:
         with open(os.path.join(self.dir, "credentials.json")) as f:
             return json.load(f)[user]
 
-    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65, xapi=True, use_netns=False):
-        """Write the cluster's files; with use_netns, each node gets a network namespace."""
+    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65, xapi=True, use_netns=False, fence=None):
+        """Write the cluster's files; with use_netns, each node gets a network namespace.
+        `fence`: the nodes' fence settings (config.py's fence_* keys); default the process
+        agent, since every node of a local cluster is on this host."""
         bed = None
         if use_netns:
             netns.require()
@@ -119,7 +121,8 @@ class LocalCluster:
                                       ports[3 * i + 2] if xapi else None)
                      for i in range(n_nodes)]
         meta = {"nodes": nodes, "token_timeout": float(token_timeout),
-                "token_coefficient": float(token_coefficient), "xapi": bool(xapi), "netns": bed}
+                "token_coefficient": float(token_coefficient), "xapi": bool(xapi), "netns": bed,
+                "fence": dict(fence or {"fence_agent": "process"})}
         self._save(meta)  # before the namespaces exist, so that `down` finds them after any crash
         if bed:
             netns.setup(bed)
@@ -143,7 +146,7 @@ class LocalCluster:
             "data_dir": os.path.join(d, "data"), "token_file": os.path.join(self.dir, "cluster.token"),
             "users_file": os.path.join(self.dir, "users.json"),
             "token_timeout": meta["token_timeout"], "token_coefficient": meta["token_coefficient"],
-            "fence_agent": "process",  # every node of a local cluster is on this host
+            **meta.get("fence", {"fence_agent": "process"}),
             "members": [{k: m[k] for k in ("name", "raft", "heartbeat", "api")} for m in members],
         }
         with open(node["config"], "wb") as f:
@@ -267,14 +270,16 @@ class LocalCluster:
             await clients.pop(node["name"]).close()
             return entry, None
 
-    async def _groups(self, name, timeout):
+    async def _records(self, name, timeout):
+        """The groups (in brief) and the fence records, as node `name` reports them."""
         creds = self.credentials()
         try:
             async with AsyncClient(self.node(name)["api"], creds["user"], creds["password"], timeout=timeout) as c:
-                return [{k: g[k] for k in ("name", "owner", "state", "persistent_state")}
-                        for g in await c.Group.get_all_records()]
+                groups = [{k: g[k] for k in ("name", "owner", "state", "persistent_state")}
+                          for g in await c.Group.get_all_records()]
+                return groups, await c.Node.fence_status()
         except Exception:
-            return None
+            return None, None
 
     async def status_async(self, timeout=2.0, groups=False, clients=None):
         own = clients is None
@@ -298,7 +303,7 @@ class LocalCluster:
                 break
         st = {"dir": self.dir, "cluster": cluster, "nodes": nodes}
         if groups:
-            st["groups"] = await self._groups(cluster["reported_by"], timeout) if cluster else None
+            st["groups"], st["fence"] = await self._records(cluster["reported_by"], timeout) if cluster else (None, None)
         return st
 
     def status(self, timeout=2.0, groups=False):

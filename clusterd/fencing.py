@@ -1,0 +1,139 @@
+"""Fence agents: how the coordinator makes sure a lost node runs nothing any more.
+
+Each agent is `async def agent(fencer, down) -> (fenced: bool, detail: str)`; the coordinator
+commits the request before and the result after (failover.py), and never counts a fence of
+a node it hears again. The agents:
+
+- `watchdog`: wait the fence delay (effective token + the longest stop timeout of the
+  node's resources + a margin) since this leader last heard the node. By then the node has
+  stopped its resources itself, because it lost quorum or its lease (DESIGN.md invariant 3).
+- `process` (same host): kill the node's daemon and its resource processes by pid and
+  create time, and confirm that they are gone.
+- `script`: an external fence command, run as fence agents are (the FenceAgentAPI that
+  fenced and Pacemaker use): one `name=value` per line on stdin — action=off, plug and
+  nodename = the node's name, then the configured fence_options — and exit status 0 means
+  the node is fenced. Anything else, or no answer within fence_timeout, is a failed fence.
+"""
+import asyncio
+import os
+import signal
+import time
+
+import psutil
+
+from .agents import records
+
+MARGIN = 1.0  # seconds added to the watchdog's fence delay
+DEFAULT_STOP_TIMEOUT = 10.0
+OUTPUT_KEPT = 400  # characters of a fence script's output kept in the fence record
+
+
+class Fencer:
+    """Runs the configured fence agent for the coordinator of `node`."""
+
+    def __init__(self, node, started):
+        self.node = node
+        self.started = started  # when this leader's coordinator started (a node never heard: since then)
+
+    async def fence(self, down):
+        return await AGENTS[self.node.cfg.fence_agent](self, down)
+
+    def heard_again(self, down):
+        """The node is talking again (its suspicion was wrong, e.g. a stall under load)."""
+        return down in self.node.membership.view()["live"]
+
+    def stop_timeout(self, down):
+        def longest(state):
+            timeouts = [float(state["resources"][r]["properties"].get("stop_timeout", DEFAULT_STOP_TIMEOUT))
+                        for g in state["groups"].values() if g["owner"] == down for r in g["resources"]]
+            return max(timeouts, default=DEFAULT_STOP_TIMEOUT)
+        return self.node.replica.read(longest)
+
+
+async def fence_watchdog(fencer, down):
+    delay = fencer.node.membership.effective_token() + fencer.stop_timeout(down) + MARGIN
+    heard = fencer.node.membership.last_heard.get(down, fencer.started)
+    wait = heard + delay - time.monotonic()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    return True, f"fence delay {delay:.2f} s passed since {down} was last heard"
+
+
+def _runs(proc):
+    """Still running: not gone, and not a zombie (dead, its parent has not reaped it yet)."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _process_targets(state, down):
+    procs = [state["members"][down].get("process")]
+    procs += [{"pid": r["pid"], "create_time": r.get("pid_create_time"), "resource": r["id"],
+               "witness": r["properties"].get("witness")}
+              for g in state["groups"].values() if g["owner"] == down
+              for r in (state["resources"][x] for x in g["resources"]) if r["pid"]]
+    return [p for p in procs if p and p.get("create_time")]
+
+
+async def fence_process(fencer, down):
+    """Kill the daemon and the resource processes of `down`, confirm they are gone; never a
+    node this leader hears again."""
+    if fencer.heard_again(down):
+        return False, f"{down} was heard again before the fence"
+    victims, witnessed = [], []
+    for p in fencer.node.replica.read(lambda s: _process_targets(s, down)):
+        try:
+            proc = psutil.Process(p["pid"])
+            if abs(proc.create_time() - p["create_time"]) < 0.01:
+                victims.append(proc)
+                if p.get("witness"):
+                    witnessed.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    for proc in victims:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL) if os.getpgid(proc.pid) == proc.pid else proc.kill()
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            pass
+    deadline = time.monotonic() + 5.0
+    alive = victims
+    while alive and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        alive = [p for p in alive if _runs(p)]
+    if alive:
+        return False, f"still alive: {[p.pid for p in alive]}"
+    for p in witnessed:  # the fenced node's agent cannot write its stop line: this fence does
+        records.append_line(p["witness"], {"event": "stop", "resource": p["resource"], "node": down,
+                                           "t": time.monotonic(), "pid": p["pid"], "by": "fence"})
+    return True, f"killed {len(victims)} process(es) of {down}" if victims else f"no process of {down} left"
+
+
+def script_input(down, options):
+    """The fence agent's stdin: name=value lines, ours first, then the configured options."""
+    lines = [f"action=off", f"plug={down}", f"nodename={down}"]
+    lines += [f"{k}={v}" for k, v in options.items()]
+    return "".join(line + "\n" for line in lines).encode()
+
+
+async def fence_script(fencer, down):
+    cfg = fencer.node.cfg
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            cfg.fence_script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        return False, f"fence script {cfg.fence_script} could not run: {e.strerror}"
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(script_input(down, cfg.fence_options)), cfg.fence_timeout)
+    except asyncio.TimeoutError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        return False, f"fence script gave no answer within {cfg.fence_timeout} s (killed)"
+    said = out.decode(errors="replace").strip()[-OUTPUT_KEPT:]
+    if proc.returncode == 0:
+        return True, f"fence script exited 0" + (f": {said}" if said else "")
+    return False, f"fence script exited {proc.returncode}" + (f": {said}" if said else "")
+
+
+AGENTS = {"watchdog": fence_watchdog, "process": fence_process, "script": fence_script}
