@@ -51,6 +51,7 @@ class Executor:
         self.next_monitor = {}  # rid -> monotonic time of the next monitor
         self._plan, self._plan_at = {}, None
         self._leader_contact = 0.0
+        self.reporting = set()  # workers waiting for a report to commit
 
     def ctx(self):
         return agents.Context(node=self.me, data_dir=self.node.cfg.data_dir)
@@ -87,6 +88,8 @@ class Executor:
 
     def _converge(self):
         may_run = self._may_run()
+        if not may_run:
+            self._stop_waiting_for_reports()
         plan = self._current_plan()
         wanted = set()
         for gid, g in plan.items():
@@ -108,6 +111,17 @@ class Executor:
                 self._spawn(("orphan", rid), self._stop(rid, report=False))
         self._monitor_due(plan, wanted)
 
+    def _stop_waiting_for_reports(self):
+        """No quorum or no lease: a worker waiting for a report to commit may wait long (its
+        write was submitted before the loss), and holds its group meanwhile; its group must
+        stop now. Nothing is lost: what runs is in self.running, and is reported again later."""
+        for key, task in list(self.workers.items()):
+            if task in self.reporting:
+                log.info("group %s: no quorum or lease, not waiting for a report any more", key)
+                task.cancel()
+                self.workers.pop(key, None)
+                self.reporting.discard(task)
+
     def _current_plan(self):
         """The plan, rebuilt only when something new was applied to the database."""
         applied = self.node.replica.last_applied()
@@ -119,7 +133,7 @@ class Executor:
     def _spawn(self, key, coro):
         task = asyncio.ensure_future(coro)
         self.workers[key] = task
-        task.add_done_callback(lambda _t: self.workers.pop(key, None))
+        task.add_done_callback(lambda t: self.workers.pop(key) if self.workers.get(key) is t else None)
 
     async def _converge_group(self, gid, g, wanted):
         # stop in reverse dependency order what may not run, then start in order what may
@@ -152,7 +166,7 @@ class Executor:
 
     async def _stop(self, rid, report=True):
         agent, r, _ = self.running[rid]
-        if report:
+        if report and self._may_run():  # without quorum or lease: stop first, report later
             await self._report(rid, "OfflinePending", None)
         result = await agent.stop()
         if result.state == "offline":
@@ -200,6 +214,8 @@ class Executor:
         return False
 
     async def _report(self, rid, state, result, restarted=False):
+        task = asyncio.current_task()
+        self.reporting.add(task)
         try:
             pid = getattr(result, "pid", None)
             await self.node.write("resource.report", resource=rid, node=self.me, state=state,
@@ -208,6 +224,8 @@ class Executor:
                                   detail=getattr(result, "detail", "") or "", restarted=restarted)
         except ClusterError as e:
             log.info("report of %s as %s not committed: %s", rid, state, e)
+        finally:
+            self.reporting.discard(task)
 
     async def shutdown(self):
         """The daemon is stopping: stop what runs here, dependents first; report nothing (the
