@@ -1,11 +1,17 @@
 """Membership: HMAC-signed UDP heartbeats and each node's own live view.
 
 Every member sends a heartbeat to every other member each token/4. A heartbeat is
-msgpack [version, sender, incarnation, seq] followed by HMAC-SHA256 over those bytes, keyed
-from the cluster token. A receiver accepts it only if the MAC checks, the sender is a member,
-and (incarnation, seq) is newer than anything it accepted from that sender, so a replayed
-packet does not make a dead node look alive. A peer is live while it was heard within the
-effective token.
+msgpack [version, sender, incarnation, seq, heard] followed by HMAC-SHA256 over those bytes,
+keyed from the cluster token; `heard` names the members the sender itself heard within the
+effective token. A receiver accepts it only if the MAC checks, the sender is a member, and
+(incarnation, seq) is newer than anything it accepted from that sender, so a replayed packet
+does not make a dead node look alive.
+
+A peer is live while a heartbeat that names this node as heard arrived within the effective
+token: contact counts only both ways. So a node whose traffic is cut in one direction drops out
+of both sides' views, as a corosync ring would drop it. A node that can send but hears nobody is
+not counted live by the others (they fence it and restart its groups), and a node that hears
+everyone but cannot be heard loses quorum and its lease, and stops its groups.
 """
 import asyncio
 import hashlib
@@ -19,9 +25,10 @@ from . import quorum
 
 log = logging.getLogger("clusterd.membership")
 
-VERSION = 1
+VERSION = 2
 MAC_LEN = 32
-MAX_DATAGRAM = 512
+MAX_DATAGRAM = 1400
+MAX_HEARD = 64
 VIEW_CACHE = 0.01  # seconds
 
 
@@ -34,7 +41,7 @@ def sign(key, payload):
 
 
 def verify(key, packet):
-    """Return the decoded [version, sender, incarnation, seq] or None."""
+    """Return the decoded [version, sender, incarnation, seq, heard] or None."""
     if len(packet) <= MAC_LEN or len(packet) > MAX_DATAGRAM:
         return None
     payload, mac = packet[:-MAC_LEN], packet[-MAC_LEN:]
@@ -44,8 +51,9 @@ def verify(key, packet):
         msg = msgpack.unpackb(payload, raw=False)
     except Exception:
         return None
-    if (not isinstance(msg, list) or len(msg) != 4 or msg[0] != VERSION
-            or not isinstance(msg[1], str) or not all(isinstance(x, int) for x in msg[2:])):
+    if (not isinstance(msg, list) or len(msg) != 5 or msg[0] != VERSION or not isinstance(msg[1], str)
+            or not all(isinstance(x, int) for x in msg[2:4]) or not isinstance(msg[4], list)
+            or len(msg[4]) > MAX_HEARD or not all(isinstance(x, str) for x in msg[4])):
         return None
     return msg
 
@@ -63,7 +71,8 @@ class Membership(asyncio.DatagramProtocol):
         self.on_change = on_change
         self.incarnation = time.time_ns()
         self.seq = 0
-        self.last_heard = {}  # name -> monotonic time of the last good heartbeat
+        self.last_heard = {}  # name -> monotonic time of its last heartbeat that said it hears us
+        self.last_received = {}  # name -> monotonic time of its last good heartbeat of any kind
         self.newest = {}  # name -> (incarnation, seq)
         self.rejected = 0
         self.transport = None
@@ -98,20 +107,31 @@ class Membership(asyncio.DatagramProtocol):
         if msg is None or msg[1] == self.name or msg[1] not in self.members():
             self.rejected += 1
             return
-        _, sender, incarnation, seq = msg
+        _, sender, incarnation, seq, heard = msg
         if (incarnation, seq) <= self.newest.get(sender, (0, -1)):
             self.rejected += 1
             return
+        now = time.monotonic()
+        new_peer = now - self.last_received.get(sender, float("-inf")) > self.effective_token()
         self.newest[sender] = (incarnation, seq)
-        self.last_heard[sender] = time.monotonic()
+        self.last_received[sender] = now
+        if self.name in heard:
+            self.last_heard[sender] = now
+        if new_peer and self.transport is not None:
+            self.beat()  # tell it at once that we hear it: a (re)joining node is counted a beat sooner
         self._check_change()
 
     def error_received(self, exc):
         pass  # ICMP unreachable from a dead peer: expected, nothing to do
 
+    def heard(self):
+        """The members this node received a heartbeat from within the effective token."""
+        now, token = time.monotonic(), self.effective_token()
+        return sorted(n for n, t in self.last_received.items() if now - t <= token)[:MAX_HEARD]
+
     def beat(self):
         self.seq += 1
-        packet = sign(self.key, msgpack.packb([VERSION, self.name, self.incarnation, self.seq]))
+        packet = sign(self.key, msgpack.packb([VERSION, self.name, self.incarnation, self.seq, self.heard()]))
         for name, m in self.members().items():
             if name == self.name:
                 continue

@@ -582,7 +582,7 @@ def packet(msg, key=KEY):
 
 
 def test_verify_a_good_packet():
-    assert membership.verify(KEY, packet([1, "node2", 123, 7])) == [1, "node2", 123, 7]
+    assert membership.verify(KEY, packet([2, "node2", 123, 7, ["node1"]])) == [2, "node2", 123, 7, ["node1"]]
 
 
 def test_heartbeat_key_depends_on_the_token():
@@ -598,30 +598,33 @@ def _flip_payload(p):
     return bytes([p[0] ^ 0x01]) + p[1:]
 
 
-GOOD = packet([1, "node2", 123, 7])
+GOOD = packet([2, "node2", 123, 7, ["node1"]])
 BAD_PACKETS = [
     ("bad-mac", _flip_last_bit(GOOD)),
     ("tampered-payload", GOOD[:-33] + bytes([GOOD[-33] ^ 1]) + GOOD[-32:]),
     ("tampered-first-byte", _flip_payload(GOOD)),
-    ("other-key", packet([1, "node2", 123, 7], key=membership.heartbeat_key(b"another-token"))),
+    ("other-key", packet([2, "node2", 123, 7, ["node1"]], key=membership.heartbeat_key(b"another-token"))),
     ("empty", b""),
     ("mac-only", GOOD[-32:]),
     ("truncated", GOOD[:-1]),
     ("truncated-payload", GOOD[1:]),
     ("short", GOOD[:10]),
-    ("oversized", packet([1, "n" * 600, 123, 7])),
-    ("wrong-version-0", packet([0, "node2", 123, 7])),
-    ("wrong-version-2", packet([2, "node2", 123, 7])),
+    ("oversized", packet([2, "n" * 1500, 123, 7, []])),
+    ("wrong-version-1", packet([1, "node2", 123, 7])),
+    ("wrong-version-3", packet([3, "node2", 123, 7, []])),
     ("non-list-map", packet({"v": 1, "sender": "node2"})),
     ("non-list-int", packet(1)),
     ("non-list-str", packet("node2")),
-    ("short-list", packet([1, "node2", 123])),
-    ("long-list", packet([1, "node2", 123, 7, 8])),
-    ("sender-not-str", packet([1, 2, 123, 7])),
-    ("incarnation-not-int", packet([1, "node2", "123", 7])),
-    ("seq-float", packet([1, "node2", 123, 7.0])),
+    ("short-list", packet([2, "node2", 123, 7])),
+    ("long-list", packet([2, "node2", 123, 7, [], 8])),
+    ("sender-not-str", packet([2, 2, 123, 7, []])),
+    ("incarnation-not-int", packet([2, "node2", "123", 7, []])),
+    ("seq-float", packet([2, "node2", 123, 7.0, []])),
+    ("heard-not-list", packet([2, "node2", 123, 7, "node1"])),
+    ("heard-not-str", packet([2, "node2", 123, 7, ["node1", 3]])),
+    ("heard-too-long", packet([2, "node2", 123, 7, ["n"] * (membership.MAX_HEARD + 1)])),
     ("not-msgpack", membership.sign(KEY, b"\xc1\xc1\xc1")),
-    ("msgpack-extra-data", membership.sign(KEY, msgpack.packb([1, "node2", 1, 1]) + b"\x00")),
+    ("msgpack-extra-data", membership.sign(KEY, msgpack.packb([2, "node2", 1, 1, []]) + b"\x00")),
 ]
 
 
@@ -633,11 +636,11 @@ def test_verify_rejects(data):
 def test_verify_size_limit_is_inclusive():
     """A signed packet of exactly MAX_DATAGRAM bytes is accepted; one byte more is not."""
     name = next("n" * k for k in range(membership.MAX_DATAGRAM)
-                if len(packet([1, "n" * k, 123, 7])) == membership.MAX_DATAGRAM)
-    p = packet([1, name, 123, 7])
+                if len(packet([2, "n" * k, 123, 7, []])) == membership.MAX_DATAGRAM)
+    p = packet([2, name, 123, 7, []])
     assert len(p) == membership.MAX_DATAGRAM
-    assert membership.verify(KEY, p) == [1, name, 123, 7]
-    assert membership.verify(KEY, packet([1, name + "n", 123, 7])) is None
+    assert membership.verify(KEY, p) == [2, name, 123, 7, []]
+    assert membership.verify(KEY, packet([2, name + "n", 123, 7, []])) is None
 
 
 class FakeClock:
@@ -659,8 +662,10 @@ def make_membership(members=None, on_change=None):
     return m, current
 
 
-def hb(sender, incarnation, seq, token=TOKEN):
-    return membership.sign(membership.heartbeat_key(token), msgpack.packb([membership.VERSION, sender, incarnation, seq]))
+def hb(sender, incarnation, seq, token=TOKEN, heard=("node1",)):
+    """A heartbeat from sender; by default it says it hears node1 (the node under test)."""
+    return membership.sign(membership.heartbeat_key(token),
+                           msgpack.packb([membership.VERSION, sender, incarnation, seq, list(heard)]))
 
 
 ADDR = ("127.0.0.1", 9)
@@ -744,6 +749,26 @@ def test_membership_on_change_reports_live_and_quorum(monkeypatch):
     clock.t += 0.1
     m._check_change()
     assert [(c["live"], c["is_quorate"]) for c in changes][-1] == (["node1"], False)
+
+
+def test_contact_counts_only_both_ways(monkeypatch):
+    """A peer that we receive but that says it hears nobody (a one-way cut towards it) is not
+    live; once its heartbeat names us, it is. What we send names whoever we receive."""
+    clock = FakeClock(monkeypatch)
+    m, _ = make_membership()
+    m.datagram_received(hb("node2", 1, 1, heard=[]), ADDR)
+    m.datagram_received(hb("node3", 1, 1, heard=["node2"]), ADDR)
+    assert m.rejected == 0 and m.view()["live"] == ["node1"] and not m.view()["is_quorate"]
+    assert m.heard() == ["node2", "node3"]  # so our next heartbeat tells them they are heard
+    clock.t += 0.2
+    m.datagram_received(hb("node2", 1, 2), ADDR)
+    assert m.view()["live"] == ["node1", "node2"] and m.view()["is_quorate"]
+    clock.t += 1.0  # node2 keeps sending, but now says it hears nobody: its token runs out here
+    m.datagram_received(hb("node2", 1, 3, heard=[]), ADDR)
+    clock.t += 0.7
+    m.datagram_received(hb("node2", 1, 4, heard=[]), ADDR)
+    assert m.view()["live"] == ["node1"]
+    assert m.heard() == ["node2"]  # received within the token: still named as heard
 
 
 def test_membership_effective_token_tracks_member_count():
