@@ -1,0 +1,96 @@
+"""Failover through the functional core: fence records and group.failover on plain state.
+
+A group leaves a lost node only after a committed fence of that node (DESIGN.md invariant 4),
+and a fence speaks only for the absence it was made for.
+"""
+from clusterd import failover
+
+from builders import AT, booted
+from test_groups_core import code, create_group, create_resource, ok, refused, report, run
+
+
+def online_group(s, name="web", owner="node3"):
+    create_group(s, name)
+    create_resource(s, name, f"{name}-r")
+    ok(s, "group.online", group=name, handle=f"h-{name}", owner=owner)
+    report(s, f"r-{name}-r", "Online", node=owner)
+    return f"g-{name}"
+
+
+def lost_node3():
+    s = booted(live=["node1", "node2", "node3"])
+    gid = online_group(s)
+    ok(s, "membership.view", live=["node1", "node2"], by="node1")
+    return s, gid
+
+
+def fence(s, node="node3", fenced=True):
+    ok(s, "fence.request", node=node, agent="watchdog")
+    ok(s, "fence.result", node=node, fenced=fenced, detail="test")
+
+
+def test_a_down_nodes_online_groups_are_lost():
+    s, gid = lost_node3()
+    assert failover.lost_groups(s) == {"node3": [gid]}
+
+
+def test_no_failover_before_the_fence():
+    s, gid = lost_node3()
+    refused(s, "group.failover", "INVALID_VALUE", group=gid, to="node1", reason="node down", **{"from": "node3"})
+    ok(s, "fence.request", node="node3", agent="watchdog")
+    refused(s, "group.failover", "INVALID_VALUE", group=gid, to="node1", reason="node down", **{"from": "node3"})
+    ok(s, "fence.result", node="node3", fenced=False, detail="the PDU did not answer")
+    refused(s, "group.failover", "INVALID_VALUE", group=gid, to="node1", reason="node down", **{"from": "node3"})
+
+
+def test_failover_after_the_fence_moves_the_group_with_its_reason():
+    s, gid = lost_node3()
+    fence(s)
+    assert ok(s, "group.failover", group=gid, to="node1", reason="node down", **{"from": "node3"}) == "node1"
+    g = s["groups"][gid]
+    assert g["owner"] == "node1" and g["last_failover"]["reason"] == "node down"
+    assert s["resources"]["r-web-r"]["state"] == "Offline"  # the new owner starts it
+    assert failover.lost_groups(s) == {}
+
+
+def test_a_live_node_is_never_fenced_nor_failed_over_from():
+    s = booted(live=["node1", "node2", "node3"])
+    gid = online_group(s)
+    refused(s, "fence.request", "INVALID_VALUE", node="node3", agent="process")
+    refused(s, "group.failover", "INVALID_VALUE", group=gid, to="node1", reason="node down", **{"from": "node3"})
+    refused(s, "fence.request", "HANDLE_INVALID", node="node9", agent="process")
+    refused(s, "fence.result", "INVALID_VALUE", node="node3", fenced=True, detail="")
+
+
+def test_a_fence_does_not_outlive_the_absence_it_was_made_for():
+    """node3 was fenced by the watchdog and came back without a restart: when it is lost again,
+    a new fence is needed before its groups move (a stale record must not let them move)."""
+    s, gid = lost_node3()
+    fence(s)
+    ok(s, "membership.view", live=["node1", "node2", "node3"], by="node1")
+    assert "node3" not in s["fence"]
+    ok(s, "membership.view", live=["node1", "node2"], by="node1")
+    refused(s, "group.failover", "INVALID_VALUE", group=gid, to="node1", reason="node down", **{"from": "node3"})
+
+
+def test_a_new_incarnation_clears_the_fence_record():
+    s, _ = lost_node3()
+    fence(s)
+    ok(s, "member.hello", name="node3", pid=4242, create_time=AT)
+    assert "node3" not in s["fence"] and s["members"]["node3"]["process"]["pid"] == 4242
+
+
+def test_failover_past_the_threshold_leaves_the_group_failed_where_it_was():
+    s, gid = lost_node3()
+    ok(s, "group.set", group=gid, field="failover", value={"threshold": 0})
+    fence(s)
+    assert ok(s, "group.failover", group=gid, to="node1", reason="node down", **{"from": "node3"}) == "node3"
+    assert s["groups"][gid]["state"] == "Failed"
+
+
+def test_a_resource_failure_moves_only_a_group_that_asked():
+    s = booted(live=["node1", "node2", "node3"])
+    gid = online_group(s)
+    result = run(s, "group.failover", group=gid, to="node1", reason="resource failed", **{"from": "node3"})
+    assert code(result) == "INVALID_VALUE"
+    assert failover.failed_groups(s) == []
