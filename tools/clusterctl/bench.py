@@ -108,12 +108,13 @@ def run_async(coro, limit=600.0):
 
 
 @contextlib.contextmanager
-def temp_cluster(n, token=1.0, coefficient=0.65):
-    """A fresh n-node LocalCluster in a temp dir, started and quorate; always destroyed."""
+def temp_cluster(n, token=1.0, coefficient=0.65, **create):
+    """A fresh n-node LocalCluster in a temp dir, started and quorate; always destroyed.
+    `create`: more LocalCluster.create arguments (use_netns, fence)."""
     tmp = tempfile.mkdtemp(prefix="clusterd-bench-")
     cluster = LocalCluster(os.path.join(tmp, "cluster"))
     try:
-        cluster.create(n, token, coefficient)
+        cluster.create(n, token, coefficient, **create)
         for name in names_of(cluster):
             cluster.start(name)
         run_async(wait_all_live(cluster, n))
