@@ -13,6 +13,7 @@
     fence_agent = "watchdog"         # watchdog | process | script (clusterd/fencing.py)
     fence_script = "/usr/local/sbin/fence_site"   # script: an executable, absolute path
     fence_timeout = 60.0             # script: seconds before it counts as failed
+    no_quorum_policy = "stop"        # stop | freeze (needs a fence agent that kills) | ignore (demos)
     [fence_options]                  # script: more name=value lines for its stdin
     ip = "192.0.2.10"
     [[members]]                      # every configured member, this node included
@@ -51,6 +52,7 @@ class Config:
     fence_script: str = None  # the script agent's executable
     fence_timeout: float = 60.0
     fence_options: dict = field(default_factory=dict)
+    no_quorum_policy: str = "stop"  # without quorum or lease: stop | freeze | ignore (executor.py)
 
     def token(self):
         try:
@@ -80,6 +82,12 @@ def check_fencing(cfg):
         raise ConfigError("fence_options: names are identifiers, values one-line strings or numbers")
     if {"action", "plug", "nodename"} & set(opts):
         raise ConfigError("fence_options: action, plug and nodename are set by clusterd")
+    policy = getattr(cfg, "no_quorum_policy", "stop")
+    if policy not in ("stop", "freeze", "ignore"):
+        raise ConfigError("no_quorum_policy must be stop, freeze or ignore")
+    if policy != "stop" and cfg.fence_agent == "watchdog":
+        raise ConfigError(f"no_quorum_policy = {policy} keeps resources running without quorum, but the "
+                          "watchdog fence relies on the node stopping them itself: use fence_agent process or script")
 
 
 def check_address(what, value):

@@ -52,6 +52,7 @@ class Executor:
         self._plan, self._plan_at = {}, None
         self._leader_contact = 0.0
         self.reporting = set()  # workers waiting for a report to commit
+        self._lost_since = None  # monotonic time this node lost quorum or its lease
 
     def ctx(self):
         return agents.Context(node=self.me, data_dir=self.node.cfg.data_dir)
@@ -86,22 +87,44 @@ class Executor:
             self._leader_contact = max(self._leader_contact, node.membership.last_heard.get(leader, 0.0))
         return now - self._leader_contact <= node.membership.effective_token()
 
+    def _mode(self):
+        """"run" while this node may run its groups (invariant 3). Without quorum or lease,
+        what the no-quorum policy says: "stop" (the default), "freeze" (keep what runs, start
+        and restart nothing), or "run" all the same ("ignore": for demos only)."""
+        if self._may_run():
+            self._lost_since = None
+            return "run"
+        policy = self.node.cfg.no_quorum_policy
+        if not self.node.replica.ready():
+            return "stop"
+        if self._lost_since is None:
+            self._lost_since = time.monotonic()
+            if policy == "ignore":
+                log.critical("%s lost quorum or its lease; no_quorum_policy = ignore keeps its groups "
+                             "running: another partition may run them too", self.me)
+            elif policy == "freeze":
+                log.warning("%s lost quorum or its lease; no_quorum_policy = freeze keeps what runs "
+                            "and starts nothing", self.me)
+        return {"stop": "stop", "freeze": "freeze", "ignore": "run"}[policy]
+
     def _converge(self):
-        may_run = self._may_run()
-        if not may_run:
+        mode = self._mode()
+        if mode == "stop":
             self._stop_waiting_for_reports()
         plan = self._current_plan()
+        running = set(self.running)
         wanted = set()
         for gid, g in plan.items():
-            if may_run:
+            if mode == "run":
                 wanted |= g["wanted"]
+            elif mode == "freeze":
+                wanted |= g["wanted"] & running
         # groups with work to do: something wanted is not running, or something runs unwanted
-        running = set(self.running)
         for gid, g in plan.items():
             ids = {r["id"] for r in g["resources"]}
             todo = (ids & wanted) - running or (ids & running) - wanted \
-                or any(r["id"] in wanted and r["state"] != "Online" and r["id"] in running
-                       for r in g["resources"])
+                or mode == "run" and any(r["id"] in wanted and r["state"] != "Online" and r["id"] in running
+                                         for r in g["resources"])
             if todo and gid not in self.workers:
                 self._spawn(gid, self._converge_group(gid, g, wanted))
         # resources running here that no group of ours holds any more (moved, deleted)
@@ -206,7 +229,8 @@ class Executor:
         """Restart within the policy; past it, the resource (and so its group) is Failed."""
         policy = r["restart"]
         recent = [t for t in r["restarts"] if time.time() - t < policy["period"]]
-        if policy["action"] != "none" and len(recent) < policy["threshold"] and result.severity != "fatal":
+        if policy["action"] != "none" and len(recent) < policy["threshold"] and result.severity != "fatal" \
+                and self._mode() == "run":
             await asyncio.sleep(policy["delay"])
             r = dict(r, restarts=recent + [time.time()])
             return await self._start(r, restarted=True)

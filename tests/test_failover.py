@@ -101,7 +101,7 @@ def test_an_isolated_owner_never_runs_the_group_beside_its_successor(tmp_path_fa
     either direction is handled like a two-way one. The witness shows no overlap."""
     witness = str(tmp_path / "witness.jsonl")
     with running_cluster(tmp_path_factory, xprocess, "partition", use_netns=True,
-                         fence={"fence_agent": fence}) as cluster:
+                         settings={"fence_agent": fence}) as cluster:
         names = cluster.names()
         owner = cluster.status()["cluster"]["leader"] if isolate == "leader" else "node3"
         with cluster.client("node1") as c:

@@ -68,6 +68,9 @@ def test_script_agent_that_cannot_run_is_a_failed_fence(tmp_path):
     ({"fence_options": {"ip": "a\nb"}}, "one-line"),
     ({"fence_options": {"bad key": "x"}}, "identifiers"),
     ({"fence_timeout": 0}, "fence_timeout"),
+    ({"no_quorum_policy": "panic", "fence_agent": "process"}, "no_quorum_policy must be"),
+    ({"no_quorum_policy": "freeze"}, "watchdog fence relies on the node stopping"),
+    ({"no_quorum_policy": "ignore"}, "watchdog fence relies on the node stopping"),
 ])
 def test_bad_fence_configuration_is_refused(tmp_path, fence, problem):
     values = {"name": "n1", "raft": "127.0.0.1:1", "heartbeat": "127.0.0.1:2", "api": "127.0.0.1:3",
@@ -91,7 +94,7 @@ def test_a_failed_script_fence_blocks_the_failover_until_a_retry_succeeds(tmp_pa
         exit $(cat {verdict})
         """)
     fence = {"fence_agent": "script", "fence_script": path, "fence_options": {"site": "lab"}}
-    with running_cluster(tmp_path_factory, xprocess, fence=fence) as cluster:
+    with running_cluster(tmp_path_factory, xprocess, settings=fence) as cluster:
         with cluster.client("node1") as c:
             c.Group.create("g")
             c.Resource.create("g", "g-dummy", "dummy", {})

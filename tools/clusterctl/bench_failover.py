@@ -54,7 +54,7 @@ def _place_on(cluster, names, target):
 
 def _one_size(n, runs, token, coefficient, kill_leader, partition):
     times = []
-    create = {"use_netns": True, "fence": {"fence_agent": "watchdog"}} if partition else {}
+    create = {"use_netns": True, "settings": {"fence_agent": "watchdog"}} if partition else {}
     with temp_cluster(n, token, coefficient, **create) as cluster:
         names = names_of(cluster)
         bed = cluster.testbed()

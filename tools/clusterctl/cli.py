@@ -75,16 +75,19 @@ def cli():
 @click.option("--fence-script", type=click.Path(exists=True, dir_okay=False, resolve_path=True),
               help="with --fence-agent script: the fence command (name=value lines on stdin, exit 0 = fenced)")
 @click.option("--fence-option", multiple=True, metavar="NAME=VALUE", help="with script: one more stdin line")
+@click.option("--no-quorum-policy", type=click.Choice(["stop", "freeze", "ignore"]), default="stop", show_default=True,
+              help="what a node without quorum does with its groups (freeze and ignore need a fence that kills)")
 @json_option
 def up(nodes, directory, token_timeout, token_coefficient, timeout, use_netns, xapi, fence_agent, fence_script,
-       fence_option, as_json):
+       fence_option, no_quorum_policy, as_json):
     """Start a local cluster of N nodes on 127.0.0.1 and wait until it is quorate."""
     cluster = LocalCluster(directory)
-    fence = {"fence_agent": fence_agent, "fence_options": dict(o.partition("=")[::2] for o in fence_option)}
+    settings = {"fence_agent": fence_agent, "fence_options": dict(o.partition("=")[::2] for o in fence_option),
+                "no_quorum_policy": no_quorum_policy}
     if fence_script:
-        fence["fence_script"] = fence_script
+        settings["fence_script"] = fence_script
     try:
-        config.check_fencing(types.SimpleNamespace(fence_timeout=60.0, fence_script=None, **fence))
+        config.check_fencing(types.SimpleNamespace(fence_timeout=60.0, fence_script=None, **settings))
     except config.ConfigError as e:
         fail(str(e))
     try:
@@ -98,7 +101,7 @@ def up(nodes, directory, token_timeout, token_coefficient, timeout, use_netns, x
             if bed and not netns.exists(bed):  # the namespaces went away (a reboot): make them again
                 netns.setup(bed)
         else:
-            cluster.create(nodes, token_timeout, token_coefficient, xapi, use_netns, fence=fence)
+            cluster.create(nodes, token_timeout, token_coefficient, xapi, use_netns, settings=settings)
         for n in cluster.meta()["nodes"]:
             cluster.start(n["name"])
         t0 = time.monotonic()

@@ -88,10 +88,10 @@ class LocalCluster:
         with open(os.path.join(self.dir, "credentials.json")) as f:
             return json.load(f)[user]
 
-    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65, xapi=True, use_netns=False, fence=None):
+    def create(self, n_nodes, token_timeout=1.0, token_coefficient=0.65, xapi=True, use_netns=False, settings=None):
         """Write the cluster's files; with use_netns, each node gets a network namespace.
-        `fence`: the nodes' fence settings (config.py's fence_* keys); default the process
-        agent, since every node of a local cluster is on this host."""
+        `settings`: more node configuration (config.py's fence_* keys, no_quorum_policy); the
+        fence agent is process unless it says otherwise, since the nodes share this host."""
         bed = None
         if use_netns:
             netns.require()
@@ -122,7 +122,7 @@ class LocalCluster:
                      for i in range(n_nodes)]
         meta = {"nodes": nodes, "token_timeout": float(token_timeout),
                 "token_coefficient": float(token_coefficient), "xapi": bool(xapi), "netns": bed,
-                "fence": dict(fence or {"fence_agent": "process"})}
+                "settings": {"fence_agent": "process", **(settings or {})}}
         self._save(meta)  # before the namespaces exist, so that `down` finds them after any crash
         if bed:
             netns.setup(bed)
@@ -146,7 +146,7 @@ class LocalCluster:
             "data_dir": os.path.join(d, "data"), "token_file": os.path.join(self.dir, "cluster.token"),
             "users_file": os.path.join(self.dir, "users.json"),
             "token_timeout": meta["token_timeout"], "token_coefficient": meta["token_coefficient"],
-            **meta.get("fence", {"fence_agent": "process"}),
+            **meta.get("settings", {"fence_agent": "process"}),
             "members": [{k: m[k] for k in ("name", "raft", "heartbeat", "api")} for m in members],
         }
         with open(node["config"], "wb") as f:
