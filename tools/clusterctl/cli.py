@@ -11,7 +11,7 @@ from rich.table import Table
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 
-from . import groups_cli, netns
+from . import domains_cli, groups_cli, netns
 from .launcher import LauncherError, LocalCluster
 
 console = Console()
@@ -137,14 +137,15 @@ def show_status(st):
             console.print(f"other_config {c['other_config']}")
     else:
         console.print("[yellow]no Cluster record (no reachable node holds one)[/]")
-    t = Table("node", "pid", "up", "quorate", "live", "leader", "raft", "term", "commit")
+    t = Table("node", "pid", "up", "quorate", "live", "leader", "raft", "term", "commit", "paused", "drain")
     for n in st["nodes"]:
         def cell(v):
             return "-" if v is None else str(v)
         t.add_row(n["name"], cell(n["pid"]), "yes" if n["reachable"] else "[red]no[/]",
                   {True: "[green]yes[/]", False: "[red]no[/]"}.get(n["is_quorate"], "-"),
                   cell(n["live_hosts"]), cell(n["leader"]), cell(n.get("raft_state")), cell(n["term"]),
-                  cell(n["commit_index"]))
+                  cell(n["commit_index"]), {True: "[yellow]yes[/]", False: "no"}.get(n.get("paused"), "-"),
+                  cell(n.get("drain_status")))
     console.print(t)
     urls = [f"{n['name']} {n['xapi_url']}" for n in st["nodes"] if n.get("xapi_url")]
     if urls:
@@ -422,6 +423,9 @@ def fault_capabilities(as_json):
 
 groups_cli.register(cli, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,
                          "client_for": client_for, "fail": fail, "print_json": print_json, "console": console})
+domains_cli.register(cli, node_group, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,
+                                       "client_for": client_for, "fail": fail, "print_json": print_json,
+                                       "console": console})
 
 
 def main():
