@@ -68,11 +68,13 @@ def _needs_pause(state, cmd):
 @handler("node.pause", needs=_needs_pause)
 def _node_pause(state, cmd):
     rec = _record(state, cmd["node"])
-    rec["paused"] = True
+    was_paused, rec["paused"] = rec["paused"], True
     if not cmd["drain"]:
         return ok({"status": "ERROR_SUCCESS", "code": 0})
+    # a drain again while still paused adds to what earlier drains moved (resume fails it all back)
     rec.update(drain="InProgress", flags=cmd["flags"], total=len(owned_groups(state, cmd["node"])),
-               kept=[], moved=[], failback=[], detail="", started_at=cmd["at"], ended_at=None)
+               kept=[], moved=rec["moved"] if was_paused else [], failback=[], detail="", started_at=cmd["at"],
+               ended_at=None)
     return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5})
 
 
@@ -128,7 +130,7 @@ def _drain_done(state, cmd):
     allowed = set(kept) if rec["flags"] & REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR else set()
     done = cmd["status"] == "Completed" and left <= allowed
     rec.update(drain="Completed" if done else "Failed", kept=kept, ended_at=cmd["at"],
-               moved=[gid for gid in cmd.get("moved", []) if gid in state["groups"]],
+               moved=[gid for gid in dict.fromkeys(rec["moved"] + cmd.get("moved", [])) if gid in state["groups"]],
                detail=cmd.get("detail", "") if not done or cmd.get("detail") else "")
     if cmd["status"] == "Completed" and not done:
         rec["detail"] = f"{len(left - allowed)} group(s) still on the node"

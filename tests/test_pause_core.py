@@ -208,3 +208,13 @@ def test_move_of_a_running_group_stops_first_then_flips_owner():
     g = s["groups"]["g0"]
     assert g["owner"] == "node3" and g["persistent_state"] == "online" and not g["moving"]
     assert groups.wanted_resources(s, g) == {"r0"}  # the destination starts it
+
+
+def test_a_second_drain_while_paused_keeps_what_the_first_moved_for_failback():
+    s = world()
+    ok(s, "node.pause", node="node1", drain=True, flags=0)
+    _moved_all(s, "node1", "node3")
+    ok(s, "node.drain_done", node="node1", status="Completed", moved=["g0", "g1"], kept=[])
+    ok(s, "node.pause", node="node1", drain=True, flags=0)
+    ok(s, "node.drain_done", node="node1", status="Completed", moved=[], kept=[])
+    assert ok(s, "node.resume", node="node1", failback="immediate") == {"failback": 2}
