@@ -56,7 +56,12 @@ class Coordinator:
                 log.info("coordinator step deferred: %s", e)
 
     async def step(self):
-        self.mover.step()
+        try:
+            self.mover.step()
+        except ClusterError:
+            raise
+        except Exception:  # a bug in one duty must not stop fencing and failover
+            log.exception("mover step failed")
         lost, fences, failed = self.node.replica.read(
             lambda s: (failover.lost_groups(s), dict(s["fence"]), failover.failed_groups(s)))
         for gid, owner in failed:

@@ -218,3 +218,17 @@ def test_a_second_drain_while_paused_keeps_what_the_first_moved_for_failback():
     ok(s, "node.pause", node="node1", drain=True, flags=0)
     ok(s, "node.drain_done", node="node1", status="Completed", moved=[], kept=[])
     assert ok(s, "node.resume", node="node1", failback="immediate") == {"failback": 2}
+
+
+def test_a_failover_ends_a_move_the_lost_owner_was_part_of():
+    from clusterd import failover, groups  # noqa: F401
+    s = world()
+    ok(s, "resource.create", group="g0", name="r0", type="dummy", properties={}, id="r0")
+    ok(s, "resource.report", resource="r0", node="node1", state="Online")
+    assert ok(s, "group.move_begin", moves=[{"group": "g0", "to": "node3"}]) == ["moving"]
+    ok(s, "membership.view", live=["node2", "node3", "node4"], by="node2")
+    ok(s, "fence.request", node="node1", agent="watchdog")
+    ok(s, "fence.result", node="node1", fenced=True, detail="")
+    ok(s, "group.failover", group="g0", to="node4", reason="node down", **{"from": "node1"})
+    g = s["groups"]["g0"]
+    assert g["owner"] == "node4" and not g["moving"] and groups.wanted_resources(s, g) == {"r0"}
