@@ -164,6 +164,9 @@ class Mover:
             out, kept = [], []
             for gid in pause.owned_groups(state, name):
                 g = state["groups"][gid]
+                if g.get("moving"):  # an earlier leader started this move: finish it
+                    out.append((gid, g["moving"]["to"]))
+                    continue
                 dest = placement.place_group(state, live, g, exclude=[name], load=load)
                 if dest is None and not flags & pause.REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR:
                     dest = placement.place_group(state, live, g, exclude=[name], load=load, policy=False)

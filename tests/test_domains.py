@@ -138,3 +138,44 @@ def test_hostile_domain_requests_are_refused_and_change_nothing(cluster, method,
         assert e.value.code == code
         assert c.Domain.get("rules") == before
         assert c.Events.read("q", "no-such-handle") is None
+
+
+@pytest.mark.parametrize("args,code", [
+    (("nope", "primary-backup", ["node1"], ["primary"], None), "ERROR_GROUP_NOT_FOUND"),
+    (("hostile", "primary-backup", ["node1", "node2"], ["primary"], None), "ERROR_INVALID_PARAMETER"),
+    (("hostile", "primary-backup", ["node1"], ["captain"], None), "ERROR_INVALID_PARAMETER"),
+    (("hostile", "peer", ["nodeX"], ["peer"], None), "ERROR_INVALID_HANDLE"),
+    (("hostile", "primary-backup", ["node1"], ["primary"], "not/absolute"), "ERROR_INVALID_PARAMETER"),
+    (("hostile", "primary-backup", ["node1"], ["primary"], "/" + "x" * 5000), "ERROR_INVALID_PARAMETER"),
+    (("hostile", "primary-backup", ["node1"] * 2000, ["primary"] * 2000, None), "FIELD_TYPE_ERROR"),
+    (("hostile", "primary-backup", "node1", ["primary"], None), "FIELD_TYPE_ERROR"),
+    (("hostile", 7, ["node1"], ["primary"], None), "FIELD_TYPE_ERROR"),
+])
+def test_hostile_domain_create_is_refused(cluster, args, code):
+    with cluster.client("node1") as c:
+        if not any(g["name"] == "hostile" for g in c.Group.get_all_records()):
+            c.Group.create("hostile")
+        with pytest.raises(ClusterError) as e:
+            c.Domain.create(*args)
+        assert e.value.code == code
+        with pytest.raises(ClusterError) as e:
+            c.Domain.get("hostile")
+        assert e.value.code == "DOMAIN_NOT_FOUND"
+
+
+@pytest.mark.parametrize("queue,key,code", [("", "k", "ERROR_INVALID_PARAMETER"), ("q" * 65, "k", "ERROR_INVALID_PARAMETER"),
+                                            (5, "k", "FIELD_TYPE_ERROR"), ("q", None, "FIELD_TYPE_ERROR"),
+                                            ("q", "k" * 70000, "FIELD_TYPE_ERROR")])
+def test_hostile_events_reads_are_refused(cluster, queue, key, code):
+    with cluster.client("node1", user="reader") as c:
+        with pytest.raises(ClusterError) as e:
+            c.Events.read(queue, key)
+        assert e.value.code == code
+        assert c.Events.read("nobody-wrote-here", "k") is None
+
+
+def test_read_only_cannot_send_domain_requests(cluster):
+    with cluster.client("node1", user="reader") as c:
+        with pytest.raises(ClusterError) as e:
+            c.Domain.switchover("sw", "q")
+        assert e.value.code == "RBAC_PERMISSION_DENIED"
