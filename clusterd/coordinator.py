@@ -14,10 +14,11 @@ import logging
 import os
 import signal
 import time
+import uuid
 
 import psutil
 
-from . import failover, placement  # noqa: F401  (failover registers its handlers)
+from . import domains, failover, placement  # noqa: F401  (failover registers its handlers)
 from .mover import Mover
 from .agents import records
 from .errors import ClusterError
@@ -90,6 +91,13 @@ class Coordinator:
             log.warning("group %s lost with %s: no node can host it", gid, down)
             return
         log.info("failing over group %s from %s to %s (%s)", gid, down, to, reason)
+        domain = self.node.replica.read(lambda s: domains.failover_domain(s, gid))
+        if domain == "busy":
+            return  # its exit programs are running (or another request ends first)
+        if domain == "exit":  # the exit programs run first (action Failover); then the Mover fails it over
+            await self.node.write("domain.request", kind="failover", group=gid, queue=domains.FAILOVER_QUEUE,
+                                  handle=str(uuid.uuid4()), node=to, reason=reason, **{"from": down})
+            return
         await self.node.write("group.failover", group=gid, to=to, reason=reason, **{"from": down})
 
     # -- fencing -----------------------------------------------------------------------------

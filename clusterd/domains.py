@@ -38,7 +38,9 @@ ACTION_NAMES = {START: "Start", END: "End", RESTART: "Restart", FAILOVER: "Failo
 
 MODELS = {"primary-backup": ("primary", "backup", "replicate"), "peer": ("peer", "replicate")}
 KINDS = {"add_node": (ADD_NODE_PENDING, ADD_NODE), "remove_node": (REMOVE_NODE_PENDING, REMOVE_NODE),
-         "set_role": (CHANGE_PENDING, CHANGE), "switchover": (SWITCHOVER_PENDING, SWITCHOVER)}
+         "set_role": (CHANGE_PENDING, CHANGE), "switchover": (SWITCHOVER_PENDING, SWITCHOVER),
+         "failover": (SWITCHOVER_PENDING, FAILOVER)}  # failover: the coordinator's, after a fence
+FAILOVER_QUEUE = "clusterd-failover"  # where failover completions go (IBM: the failover message queue)
 MAX_PATH = 4096
 MAX_DOMAIN = 64
 REQUESTS_KEEP = 10000
@@ -215,6 +217,10 @@ def _rules(state, g, cmd):
         if d["model"] == "peer" and roles(d, "peer") == [node] and role != "peer" and status == ACTIVE:
             return failure("DOMAIN_RULE", node, message="the last peer of an Active group stays a peer")
         return _check_position(cmd, len([n for n in roles(d, role) if n != node]) + 1)
+    if kind == "failover":
+        if node not in state["members"] or cmd.get("from") not in state["members"]:
+            return failure("ERROR_INVALID_HANDLE", str(node))
+        return None
     if kind == "switchover":
         if d["model"] != "primary-backup":
             return failure("DOMAIN_RULE", g["name"], message="switchover applies to the primary-backup model")
@@ -233,6 +239,16 @@ def _check_position(cmd, last):
     if not isinstance(pos, int) or isinstance(pos, bool) or not 1 <= pos <= last:
         return failure("ERROR_INVALID_PARAMETER", "position", message=f"position 1 to {last}")
     return None
+
+
+def failover_domain(state, gid):
+    """How the coordinator fails a group over: "plain" (no domain or no exit program), "exit"
+    (through a failover request: exit programs first), "busy" (a request is in progress)."""
+    g = state["groups"].get(gid)
+    d = g.get("domain") if g else None
+    if d is None or not d["exit_program"]:
+        return "plain"
+    return "busy" if d["request"] else "exit"
 
 
 def switchover_target(state, g):
@@ -274,7 +290,8 @@ def _domain_request(state, cmd):
            "node": cmd.get("node"), "role": cmd.get("role"), "position": cmd.get("position"), "queue": cmd["queue"],
            "action": action, "phase": "exit", "participants": participants, "roles": roles_at_call,
            "results": {}, "previous_status": d["status"], "status": "pending", "at": cmd["at"],
-           "target": switchover_target(state, g) if cmd["kind"] == "switchover" else None,
+           "target": switchover_target(state, g) if cmd["kind"] == "switchover" else
+           cmd["node"] if cmd["kind"] == "failover" else None, "from": cmd.get("from"), "reason": cmd.get("reason"),
            "error": None, "exit_program": d["exit_program"]}
     requests = state.setdefault("domain_requests", {})
     requests[cmd["handle"]] = req
@@ -341,8 +358,8 @@ def _advance(state, req, at):
             req["error"] = {"message_id": "EXIT_PROGRAM_FAILED",
                             "data": "; ".join(f"{n}: {r['detail']}" for n, r in sorted(failed.items()))}
             return _start_undo(state, req, at)
-        if req["kind"] == "switchover":
-            req["phase"] = "move"  # the leader moves the group (mover.py), then domain.moved
+        if req["kind"] in ("switchover", "failover"):
+            req["phase"] = "move"  # the leader moves (or fails over) the group (mover.py), then domain.moved
             return None
         return _complete(state, req, at, ok_=True)
     if req["phase"] == "undo":

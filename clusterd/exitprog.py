@@ -10,7 +10,7 @@ with the same in the environment, plus names: CLUSTERD_ACTION (code), CLUSTERD_A
 ("Remove Node"), CLUSTERD_ROLE ("primary", "backup", "replicate", "peer"), CLUSTERD_ROLE_NUMBER
 (primary 0, backup n, replicate -1, peer 0), CLUSTERD_GROUP, CLUSTERD_NODE (this node),
 CLUSTERD_REQUEST (the request handle), CLUSTERD_KIND (add_node, remove_node, set_role,
-switchover), CLUSTERD_TARGET_NODE (the node the request is about, or the switchover's new
+switchover, failover), CLUSTERD_TARGET_NODE (the node the request is about, or the switchover's new
 primary). Exit status 0 is success; anything else, a signal, or EXEC_TIMEOUT seconds is a
 failure. Its first 1,000 characters of stderr travel with a failure to the results queue.
 """

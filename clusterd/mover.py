@@ -202,6 +202,13 @@ class Mover:
         owner = self.node.read(lambda s: s["groups"][req["group"]]["owner"] if req["group"] in s["groups"] else None)
         if owner is None:
             ok, why = False, "the group was deleted"
+        elif req["kind"] == "failover":  # the lost owner is fenced: restart the group on the target
+            try:
+                await self.node.write("group.failover", group=req["group"], to=req["target"], reason=req["reason"],
+                                      **{"from": req["from"]})
+                ok, why = True, ""
+            except ClusterError as e:
+                ok, why = False, str(e)
         else:
             ok, why = await self.request_move(owner, req["group"], req["target"])
         await self.node.write("domain.moved", handle=handle, ok=ok, detail=why)

@@ -179,3 +179,28 @@ def test_read_only_cannot_send_domain_requests(cluster):
         with pytest.raises(ClusterError) as e:
             c.Domain.switchover("sw", "q")
         assert e.value.code == "RBAC_PERMISSION_DENIED"
+
+
+def test_failover_follows_the_domain_order_after_calling_failover_9_on_the_active_nodes(make_cluster, tmp_path):
+    cluster = make_cluster(3)
+    prog, log = exit_program(tmp_path, "fo")
+    leader = cluster.status()["cluster"]["leader"]
+    primary, first, second = [n for n in cluster.names() if n != leader] + [leader]
+    with cluster.client(leader) as c:
+        c.Group.create("fo")
+        c.Resource.create("fo", "fo-r", "dummy", {})
+        # the order puts the leader last: failover must skip it for the first backup
+        c.Domain.create("fo", "primary-backup", [primary, first, second], ["primary", "backup", "backup"], prog)
+        c.Group.online("fo")
+        wait_for(lambda: c.Group.get_record("fo")["state"] == "Online", what="online")
+        assert c.Group.get_record("fo")["owner"] == primary
+        cluster.kill(primary)
+        g = wait_for(lambda: (lambda g: g if g["owner"] == first and g["state"] == "Online" else None)(
+            c.Group.get_record("fo")), timeout=60, what="failed over to the first backup")
+        assert g["last_failover"]["from"] == primary
+        d = c.Domain.get("fo")
+        assert [(e["node"], e["role"]) for e in d["nodes"]] == [(first, "primary"), (second, "backup"),
+                                                                (primary, "backup")]
+        assert d["status"] == 10
+    seen = calls(log)
+    assert sorted(x["node"] for x in seen if x["action"] == 9) == sorted([first, second])

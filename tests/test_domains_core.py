@@ -326,3 +326,24 @@ def test_queue_is_bounded():
     for i in range(events.QUEUES_KEEP + 5):
         events.post(s, "q", f"k{i}", {"ok": True})
     assert events.read(s, "q", "k0") is None and events.read(s, "q", f"k{events.QUEUES_KEEP + 4}")["ok"]
+
+
+def test_failover_with_an_exit_program_runs_it_first_with_action_failover_9():
+    from clusterd import failover  # noqa: F401
+    s = world(online=True)
+    ok(s, "membership.view", live=["node2", "node3", "node4"], by="node2")
+    ok(s, "fence.request", node="node1", agent="watchdog")
+    ok(s, "fence.result", node="node1", fenced=True, detail="")
+    assert domains.failover_domain(s, "crg") == "exit"
+    request(s, "failover", handle="f1", queue=domains.FAILOVER_QUEUE, node="node2", reason="node down",
+            **{"from": "node1"})
+    r = req(s, "f1")
+    assert r["action"] == domains.FAILOVER == 9 and r["participants"] == ["node2", "node3", "node4"]
+    assert status(s) == domains.SWITCHOVER_PENDING and domains.failover_domain(s, "crg") == "busy"
+    for n in ("node2", "node3", "node4"):
+        answer(s, "f1", n)
+    assert req(s, "f1")["phase"] == "move"
+    ok(s, "group.failover", group="crg", to="node2", reason="node down", **{"from": "node1"})
+    ok(s, "domain.moved", handle="f1", ok=True)
+    assert s["groups"]["crg"]["owner"] == "node2" and nodes_of(s)[0] == ("node2", "primary")
+    assert status(s) == domains.ACTIVE and events.read(s, domains.FAILOVER_QUEUE, "f1")["ok"]
