@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 
-from . import domains, moves, pause, placement  # noqa: F401  (moves registers its handlers)
+from . import moves, pause, placement
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.mover")
