@@ -114,6 +114,19 @@ async def domain_switchover(call, group, queue):
     return await _request(call, "switchover", group, queue)
 
 
+@rpc("Domain.start", role=OP, params=(GROUP, QUEUE))
+async def domain_start(call, group, queue):
+    """Start the group (QcstStartClusterResourceGroup): exit program Start on the active nodes,
+    then the group goes online on the first node of the order that is Up."""
+    return await _request(call, "start", group, queue)
+
+
+@rpc("Domain.end", role=OP, params=(GROUP, QUEUE))
+async def domain_end(call, group, queue):
+    """End the group (QcstEndClusterResourceGroup): exit program End, then the group goes offline."""
+    return await _request(call, "end", group, queue)
+
+
 @rpc("Domain.get_request", params=(("handle", "string"),))
 async def domain_get_request(call, handle):
     def get(s):

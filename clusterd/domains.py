@@ -23,13 +23,15 @@ as unconfirmed.
 from . import events
 from .db import handler, ok
 from .errors import failure
-from .groups import find_group
+from .groups import _refresh, find_group
 
 # CRG status codes
 ACTIVE, INACTIVE, INDOUBT, RESTORED = 10, 20, 30, 40
-ADD_NODE_PENDING, CHANGE_PENDING, REMOVE_NODE_PENDING, SWITCHOVER_PENDING = 500, 520, 550, 570
+ADD_NODE_PENDING, CHANGE_PENDING, END_PENDING, REMOVE_NODE_PENDING, START_PENDING, SWITCHOVER_PENDING = \
+    500, 520, 530, 550, 560, 570
 STATUS_NAMES = {ACTIVE: "Active", INACTIVE: "Inactive", INDOUBT: "Indoubt", RESTORED: "Restored",
-                ADD_NODE_PENDING: "Add Node Pending", CHANGE_PENDING: "Change Pending",
+                ADD_NODE_PENDING: "Add Node Pending", CHANGE_PENDING: "Change Pending", END_PENDING: "End Pending",
+                START_PENDING: "Start Pending",
                 REMOVE_NODE_PENDING: "Remove Node Pending", SWITCHOVER_PENDING: "Switchover Pending"}
 # exit program action codes
 START, END, RESTART, FAILOVER, SWITCHOVER, ADD_NODE, REMOVE_NODE, CHANGE, UNDO, END_NODE = 2, 4, 3, 9, 10, 11, 12, 13, 15, 16
@@ -39,7 +41,8 @@ ACTION_NAMES = {START: "Start", END: "End", RESTART: "Restart", FAILOVER: "Failo
 MODELS = {"primary-backup": ("primary", "backup", "replicate"), "peer": ("peer", "replicate")}
 KINDS = {"add_node": (ADD_NODE_PENDING, ADD_NODE), "remove_node": (REMOVE_NODE_PENDING, REMOVE_NODE),
          "set_role": (CHANGE_PENDING, CHANGE), "switchover": (SWITCHOVER_PENDING, SWITCHOVER),
-         "failover": (SWITCHOVER_PENDING, FAILOVER)}  # failover: the coordinator's, after a fence
+         "failover": (SWITCHOVER_PENDING, FAILOVER),
+         "start": (START_PENDING, START), "end": (END_PENDING, END)}  # QcstStart/EndClusterResourceGroup  # failover: the coordinator's, after a fence
 FAILOVER_QUEUE = "clusterd-failover"  # where failover completions go (IBM: the failover message queue)
 MAX_PATH = 4096
 MAX_DOMAIN = 64
@@ -217,6 +220,16 @@ def _rules(state, g, cmd):
         if d["model"] == "peer" and roles(d, "peer") == [node] and role != "peer" and status == ACTIVE:
             return failure("DOMAIN_RULE", node, message="the last peer of an Active group stays a peer")
         return _check_position(cmd, len([n for n in roles(d, role) if n != node]) + 1)
+    if kind == "start":
+        if status not in (INACTIVE, INDOUBT):
+            return failure("DOMAIN_RULE", g["name"], message="start needs the group Inactive (20) or Indoubt (30)")
+        if start_target(state, g) is None:
+            return failure("ERROR_CLUSTER_NODE_DOWN", g["name"], message="no node of the domain's order is Up")
+        return None
+    if kind == "end":
+        if status != ACTIVE:
+            return failure("DOMAIN_RULE", g["name"], message="end needs the group Active (10)")
+        return None
     if kind == "failover":
         if node not in state["members"] or cmd.get("from") not in state["members"]:
             return failure("ERROR_INVALID_HANDLE", str(node))
@@ -249,6 +262,13 @@ def failover_domain(state, gid):
     if d is None or not d["exit_program"]:
         return "plain"
     return "busy" if d["request"] else "exit"
+
+
+def start_target(state, g):
+    """Where a start brings the group online: the first node of the order that is Up."""
+    from .pause import paused_nodes
+    live, paused = set(state["view"]["live"]), paused_nodes(state)
+    return next((n for n in order(g["domain"]) if n in live and n not in paused), None)
 
 
 def switchover_target(state, g):
@@ -291,7 +311,7 @@ def _domain_request(state, cmd):
            "action": action, "phase": "exit", "participants": participants, "roles": roles_at_call,
            "results": {}, "previous_status": d["status"], "status": "pending", "at": cmd["at"],
            "target": switchover_target(state, g) if cmd["kind"] == "switchover" else
-           cmd["node"] if cmd["kind"] == "failover" else None, "from": cmd.get("from"), "reason": cmd.get("reason"),
+           cmd["node"] if cmd["kind"] == "failover" else start_target(state, g) if cmd["kind"] == "start" else None, "from": cmd.get("from"), "reason": cmd.get("reason"),
            "error": None, "exit_program": d["exit_program"]}
     requests = state.setdefault("domain_requests", {})
     requests[cmd["handle"]] = req
@@ -381,7 +401,7 @@ def _complete(state, req, at, ok_, indoubt=False):
         d = g["domain"]
         if ok_:
             _apply_change(state, g, req)
-        d["status"] = INDOUBT if indoubt else req["previous_status"]
+        d["status"] = INDOUBT if indoubt else None if ok_ and req["kind"] in ("start", "end") else req["previous_status"]
         d["request"] = None
     elif ok_:
         ok_, req["error"] = False, {"message_id": "DOMAIN_NOT_FOUND", "data": "the group or its domain was deleted"}
@@ -413,6 +433,15 @@ def _apply_change(state, g, req):
         _insert(d, node, req["role"], req["position"])
     elif req["kind"] == "switchover":
         owner_changed(g, req["target"])
+    elif req["kind"] in ("start", "end"):  # the group's persistent state follows, its owner's executor acts
+        if req["kind"] == "start":
+            g["owner"] = req["target"]
+            for rid in g["resources"]:  # a start clears failures, as a client's online does
+                r = state["resources"][rid]
+                if r["state"] == "Failed":
+                    r["state"], r["restarts"] = "Offline", []
+        g["persistent_state"] = "online" if req["kind"] == "start" else "offline"
+        _refresh(state, g)
 
 
 def _insert(d, node, role, position):

@@ -204,3 +204,20 @@ def test_failover_follows_the_domain_order_after_calling_failover_9_on_the_activ
         assert d["status"] == 10
     seen = calls(log)
     assert sorted(x["node"] for x in seen if x["action"] == 9) == sorted([first, second])
+
+
+def test_start_and_end_call_the_exit_program_then_change_the_group(cluster, tmp_path):
+    prog, log = exit_program(tmp_path, "se")
+    with cluster.client("node3") as c:
+        c.Group.create("se")
+        c.Resource.create("se", "se-r", "dummy", {})
+        c.Domain.create("se", "primary-backup", ["node3", "node1"], ["primary", "backup"], prog)
+        r = c.Domain.start("se", "q-se")
+        assert result(c, "q-se", r["handle"])["ok"]
+        wait_for(lambda: c.Group.get_record("se")["state"] == "Online", what="online")
+        assert c.Group.get_record("se")["owner"] == "node3" and c.Domain.get("se")["status"] == 10
+        r = c.Domain.end("se", "q-se")
+        assert result(c, "q-se", r["handle"])["ok"]
+        wait_for(lambda: c.Group.get_record("se")["state"] == "Offline", what="offline")
+        assert c.Domain.get("se")["status"] == 20
+    assert sorted((x["node"], x["action"]) for x in calls(log)) == [("node1", 2), ("node1", 4), ("node3", 2), ("node3", 4)]

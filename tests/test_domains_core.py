@@ -347,3 +347,34 @@ def test_failover_with_an_exit_program_runs_it_first_with_action_failover_9():
     ok(s, "domain.moved", handle="f1", ok=True)
     assert s["groups"]["crg"]["owner"] == "node2" and nodes_of(s)[0] == ("node2", "primary")
     assert status(s) == domains.ACTIVE and events.read(s, domains.FAILOVER_QUEUE, "f1")["ok"]
+
+
+def test_start_calls_start_2_then_brings_the_group_online_on_the_first_up_node_of_the_order():
+    s = world(live=("node2", "node3", "node4"))  # the primary is down
+    request(s, "start")
+    r = req(s)
+    assert r["action"] == domains.START == 2 and r["target"] == "node2" and status(s) == domains.START_PENDING
+    assert s["groups"]["crg"]["persistent_state"] == "offline"  # not before the exit programs succeed
+    for n in ("node2", "node3", "node4"):
+        answer(s, "h1", n)
+    g = s["groups"]["crg"]
+    assert g["persistent_state"] == "online" and g["owner"] == "node2" and status(s) == domains.ACTIVE
+
+
+def test_end_calls_end_4_then_takes_the_group_offline():
+    s = world(online=True, program=None)
+    refused(s, "domain.request", "DOMAIN_RULE", kind="start", group="crg", queue="q", handle="h0")
+    request(s, "end")
+    assert s["groups"]["crg"]["persistent_state"] == "offline" and status(s) == domains.INACTIVE
+    assert req(s)["action"] == domains.END == 4
+
+
+def test_a_start_whose_exit_program_fails_leaves_the_group_offline():
+    s = world()
+    request(s, "start")
+    for n in N4:
+        answer(s, "h1", n, good=n != "node3")
+    for n in N4:
+        answer(s, "h1", n)
+    assert s["groups"]["crg"]["persistent_state"] == "offline" and status(s) == domains.INACTIVE
+    assert events.read(s, "q", "h1")["ok"] is False

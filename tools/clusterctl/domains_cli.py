@@ -182,3 +182,19 @@ def register(cli, node_group, common):
     def domain_switchover(group, queue, wait, timeout, directory, node):
         c = client(directory, node)
         finish(c, call(c, "Domain.switchover", group, queue), queue, wait, timeout)
+
+    @domain.command("start")
+    @click.argument("group")
+    @with_request_options
+    def domain_start(group, queue, wait, timeout, directory, node):
+        """Exit program Start on the active nodes, then the group online on the first Up node of the order."""
+        c = client(directory, node)
+        finish(c, call(c, "Domain.start", group, queue), queue, wait, timeout)
+
+    @domain.command("end")
+    @click.argument("group")
+    @with_request_options
+    def domain_end(group, queue, wait, timeout, directory, node):
+        """Exit program End on the active nodes, then the group offline."""
+        c = client(directory, node)
+        finish(c, call(c, "Domain.end", group, queue), queue, wait, timeout)
