@@ -7,8 +7,10 @@ fencing.py.
 import asyncio
 import logging
 import time
+import uuid
 
-from . import failover, placement  # noqa: F401  (failover registers its handlers)
+from . import domains, failover, placement  # noqa: F401  (failover registers its handlers)
+from .mover import Mover
 from .errors import ClusterError
 from .fencing import Fencer
 
@@ -22,6 +24,7 @@ class Coordinator:
         self.node = node
         self.fencer = Fencer(node, started=time.monotonic())
         self.fencing = set()
+        self.mover = Mover(node)  # drains, failbacks, switchover moves
 
     async def run(self):
         while True:
@@ -35,6 +38,12 @@ class Coordinator:
                 log.info("coordinator step deferred: %s", e)
 
     async def step(self):
+        try:
+            self.mover.step()
+        except ClusterError:
+            raise
+        except Exception:  # a bug in one duty must not stop fencing and failover
+            log.exception("mover step failed")
         lost, fences, failed = self.node.replica.read(
             lambda s: (failover.lost_groups(s), dict(s["fence"]), failover.failed_groups(s)))
         for gid, owner in failed:
@@ -63,6 +72,13 @@ class Coordinator:
             log.warning("group %s lost with %s: no node can host it", gid, down)
             return
         log.info("failing over group %s from %s to %s (%s)", gid, down, to, reason)
+        domain = self.node.replica.read(lambda s: domains.failover_domain(s, gid))
+        if domain == "busy":
+            return  # its exit programs are running (or another request ends first)
+        if domain == "exit":  # the exit programs run first (action Failover); then the Mover fails it over
+            await self.node.write("domain.request", kind="failover", group=gid, queue=domains.FAILOVER_QUEUE,
+                                  handle=str(uuid.uuid4()), node=to, reason=reason, **{"from": down})
+            return
         await self.node.write("group.failover", group=gid, to=to, reason=reason, **{"from": down})
 
     # -- fencing -----------------------------------------------------------------------------

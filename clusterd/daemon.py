@@ -6,9 +6,10 @@ import sys
 
 import uvloop
 
-from . import config, group_methods, membership, methods, server, xapi  # noqa: F401  (*methods register the API)
+from . import config, domain_methods, group_methods, membership, methods, server, xapi  # noqa: F401  (*methods register the API)
 from .coordinator import Coordinator
 from .executor import Executor
+from .exitprog import ExitPrograms
 from .node import Node
 
 log = logging.getLogger("clusterd")
@@ -31,7 +32,8 @@ async def serve(node):
     executor = Executor(node)
     tasks = [asyncio.ensure_future(m.run()), asyncio.ensure_future(node.leader_duties()),
              asyncio.ensure_future(_watch_tick_thread(node, stop)), asyncio.ensure_future(executor.run()),
-             asyncio.ensure_future(Coordinator(node).run()), asyncio.ensure_future(node.announce())]
+             asyncio.ensure_future(Coordinator(node).run()), asyncio.ensure_future(node.announce()),
+             asyncio.ensure_future(ExitPrograms(node).run())]
     log.info("clusterd %s serving: api %s, raft %s, heartbeat %s, xapi %s", cfg.name, cfg.api, cfg.raft,
              cfg.heartbeat, f"http://{cfg.xapi}/" if cfg.xapi else "off")
     await stop.wait()

@@ -27,6 +27,10 @@ def initial_state():
         "operations": {},  # handle -> an asynchronous online/offline and how it ended
         "names": {"group": {}, "resource": {}},  # casefolded name or id -> id
         "fence": {},  # node -> {status requested|fenced|failed, agent, at, detail} (failover.py)
+        "nodes": {},  # node -> pause record: paused, drain status, flags (pause.py)
+        "domain_requests": {},  # handle -> a recovery domain request and how it ended (domains.py)
+        "queues": {},  # results queue -> {request handle -> completion} (events.py)
+        "queue_order": [],  # [queue, key], oldest first (events.py bounds the queues)
     }
 
 

@@ -59,9 +59,15 @@ CODES = {
     "ERROR_DEPENDENCY_TREE_TOO_COMPLEX": (0x13C3, "the dependency tree is at its maximum depth"),
     "ERROR_DEPENDENCY_NOT_ALLOWED": (0x13CD, "the dependency is not allowed"),
     "ERROR_CLUSTER_RESOURCE_LOCKED_STATUS": (0x1748, "a resource of the group is locked"),
+    "ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS": (0x174A, "a drain of that node is already in progress"),
     "CLUSTER_SPECIAL_GROUP": (None, "clients may not bring the core group online or offline or change its node list"),
     "AGENT_PROPERTIES_INVALID": (None, "the resource's properties are not valid for its agent"),
     "OPERATION_NOT_FOUND": (None, "no operation has that handle"),
+    # recovery domains (IBM i cluster resource groups)
+    "DOMAIN_NOT_FOUND": (None, "the group has no recovery domain"),
+    "DOMAIN_REQUEST_IN_PROGRESS": (None, "another request on the group's recovery domain is in progress"),
+    "DOMAIN_RULE": (None, "the recovery domain's rules refuse this request"),
+    "MOVE_IN_PROGRESS": (None, "the group is already moving"),
 
 }
 

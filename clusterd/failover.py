@@ -6,6 +6,7 @@ request and its result are committed entries, and `group.failover` refuses a gro
 owner is not fenced.
 """
 from .db import handler, ok
+from .domains import owner_changed
 from .errors import failure
 from .groups import find_group, _refresh
 
@@ -81,6 +82,7 @@ def _group_failover(state, cmd):
     if cmd["to"] not in state["members"]:
         return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
     g["failover_wanted"] = False
+    g["moving"] = None  # a move the lost owner was part of is over (moves.py)
     period = g["failover"]["period_hours"] * 3600
     recent = [t for t in g["failures"] if cmd["at"] - t < period]
     g["failures"] = recent + [cmd["at"]]
@@ -90,6 +92,7 @@ def _group_failover(state, cmd):
         r["state"] = "Failed" if len(recent) >= g["failover"]["threshold"] else "Offline"
     if len(recent) < g["failover"]["threshold"]:
         g["owner"] = cmd["to"]
+        owner_changed(g, cmd["to"])  # a recovery domain's first backup becomes primary
         g["last_failover"] = {"from": cmd["from"], "to": cmd["to"], "reason": cmd["reason"], "at": cmd["at"]}
     _refresh(state, g)
     return ok(g["owner"])

@@ -123,7 +123,7 @@ def wanted_resources(state, group):
     """The resources of a group that may run: the group online, the resource commanded
     online and not failed, and everything it depends on wanted too."""
     wanted = set()
-    if group["persistent_state"] != "online":
+    if group["persistent_state"] != "online" or group.get("moving"):  # a moving group stops first (moves.py)
         return wanted
     for rid in topo_order(state, group):
         r = state["resources"][rid]

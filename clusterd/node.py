@@ -15,7 +15,7 @@ import psutil
 
 from raft import Replica, ReplicaError
 
-from . import auth, db, tasks
+from . import auth, db, pause, tasks
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.node")
@@ -83,7 +83,9 @@ class Node:
     def status(self):
         r = self.replica.status()
         v = self.membership.view()
+        rec = self.replica.read(lambda s: dict(pause.node_record(s, self.cfg.name)))
         return {
+            "paused": rec["paused"], "drain_status": rec["drain"],
             "name": self.cfg.name, "pid": os.getpid(), "ready": r["ready"],
             "is_quorate": v["is_quorate"], "live_hosts": v["live_hosts"], "live": v["live"],
             "quorum": v["quorum"], "expected_votes": v["expected_votes"],

@@ -1,4 +1,6 @@
 """Placement: pure functions of (state, live view, request) -> the node a group should run on."""
+from .domains import order as domain_order
+from .pause import paused_nodes
 
 
 def node_load(state, skip_group=None):
@@ -12,12 +14,19 @@ def node_load(state, skip_group=None):
     return load, classes
 
 
-def place_group(state, live, group, exclude=(), load=None):
-    """Preferred owners in order, skipping nodes that are not live; else, among the live
-    members, nodes that host no group sharing an anti-affinity class name (when any node
-    qualifies), then the least loaded; ties by node name. None when no node can host it.
-    `load` is node_load(state) when the caller already has it (placing many groups)."""
-    candidates = [n for n in sorted(state["members"]) if n in live and n not in exclude]
+def place_group(state, live, group, exclude=(), load=None, policy=True):
+    """A group with a recovery domain: the first node of the domain's order (primary, backups
+    in order; or the peers) that is live, not paused and not excluded; None if none, since
+    the domain limits where the group may run. Without one (or with policy=False, a drain's
+    "move it anyway"): preferred owners in order, skipping nodes that are not live; else,
+    among the live members, nodes that host no group sharing an anti-affinity class name
+    (when any node qualifies), then the least loaded; ties by node name. Paused nodes are
+    never chosen. None when no node can host it. `load` is node_load(state) when the caller
+    already has it (placing many groups)."""
+    paused = paused_nodes(state)
+    candidates = [n for n in sorted(state["members"]) if n in live and n not in exclude and n not in paused]
+    if policy and group.get("domain"):
+        return next((n for n in domain_order(group["domain"]) if n in candidates), None)
     for n in group["preferred_owners"]:
         if n in candidates:
             return n

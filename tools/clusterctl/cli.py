@@ -13,7 +13,7 @@ from clusterd import config
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 
-from . import groups_cli, netns
+from . import domains_cli, groups_cli, netns
 from .launcher import LauncherError, LocalCluster
 
 console = Console()
@@ -156,14 +156,15 @@ def show_status(st):
     else:
         console.print("[yellow]no Cluster record (no reachable node holds one)[/]")
     fences = st.get("fence") or {}
-    t = Table("node", "pid", "up", "quorate", "live", "leader", "raft", "term", "commit", "fence")
+    t = Table("node", "pid", "up", "quorate", "live", "leader", "raft", "term", "commit", "paused", "drain", "fence")
     for n in st["nodes"]:
         def cell(v):
             return "-" if v is None else str(v)
         t.add_row(n["name"], cell(n["pid"]), "yes" if n["reachable"] else "[red]no[/]",
                   {True: "[green]yes[/]", False: "[red]no[/]"}.get(n["is_quorate"], "-"),
                   cell(n["live_hosts"]), cell(n["leader"]), cell(n.get("raft_state")), cell(n["term"]),
-                  cell(n["commit_index"]), fence_cell(fences.get(n["name"])))
+                  cell(n["commit_index"]), {True: "[yellow]yes[/]", False: "no"}.get(n.get("paused"), "-"),
+                  cell(n.get("drain_status")), fence_cell(fences.get(n["name"])))
     console.print(t)
     for name, f in sorted(fences.items()):
         if f["status"] != "fenced":
@@ -452,6 +453,9 @@ def fault_capabilities(as_json):
 
 groups_cli.register(cli, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,
                          "client_for": client_for, "fail": fail, "print_json": print_json, "console": console})
+domains_cli.register(cli, node_group, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,
+                                       "client_for": client_for, "fail": fail, "print_json": print_json,
+                                       "console": console})
 
 
 def main():

@@ -261,7 +261,7 @@ class LocalCluster:
             st = await c.Node.status()
             entry.update({k: st.get(k) for k in ("ready", "is_quorate", "live_hosts", "leader", "term",
                                                  "commit_index", "raft_state", "live", "quorum",
-                                                 "effective_token")})
+                                                 "effective_token", "paused", "drain_status")})
             entry["reachable"] = True
             records = await c.Cluster.get_all_records() if st.get("ready") else {}
             return entry, records

@@ -1,0 +1,29 @@
+"""Results queues (the IBM i user-queue model): completions of asynchronous requests, keyed
+by request handle, posted by pure handlers and read back by clients with Events.read(queue, key).
+
+A queue is created by its first entry. Bounded: the oldest entries go first.
+"""
+QUEUES_KEEP = 10000  # entries kept over all queues
+MAX_QUEUE_NAME = 64
+
+
+def valid_queue(name):
+    return isinstance(name, str) and 0 < len(name) <= MAX_QUEUE_NAME and name.isprintable() and name.strip() == name
+
+
+def post(state, queue, key, entry):
+    """Put `entry` under `key` on `queue`; forget the oldest entries past the bound."""
+    queues = state.setdefault("queues", {})
+    queues.setdefault(queue, {})[key] = dict(entry, key=key)
+    order = state.setdefault("queue_order", [])
+    order.append([queue, key])
+    while len(order) > QUEUES_KEEP:
+        q, k = order.pop(0)
+        queues.get(q, {}).pop(k, None)
+        if q in queues and not queues[q]:
+            del queues[q]
+
+
+def read(state, queue, key):
+    """The entry, or None when there is none (yet)."""
+    return (state.get("queues", {}).get(queue) or {}).get(key)
