@@ -18,6 +18,7 @@ import time
 import psutil
 
 from . import failover, placement  # noqa: F401  (failover registers its handlers)
+from .move_driver import MoveDriver
 from .agents import records
 from .errors import ClusterError
 
@@ -41,6 +42,7 @@ class Coordinator:
         self.node = node
         self.started = time.monotonic()
         self.fencing = set()
+        self.moves = MoveDriver(node)
 
     async def run(self):
         while True:
@@ -54,6 +56,7 @@ class Coordinator:
                 log.info("coordinator step deferred: %s", e)
 
     async def step(self):
+        await self.moves.step()
         lost, fences, failed = self.node.replica.read(
             lambda s: (failover.lost_groups(s), dict(s["fence"]), failover.failed_groups(s)))
         for gid, owner in failed:

@@ -14,12 +14,13 @@ import time
 
 import psutil
 
-from . import agents, groups
+from . import agents, groups, moves
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.executor")
 
 TICK = 0.1
+START_SLOTS = 16  # groups starting at once on a node; the rest wait, high-priority moves first
 
 
 def _plan(state, me):
@@ -29,10 +30,21 @@ def _plan(state, me):
     for g in state["groups"].values():
         if g["owner"] != me or not g["resources"]:
             continue
-        order = [dict(state["resources"][rid], properties=dict(state["resources"][rid]["properties"]))
+        move_properties = moves.move_properties_for(g, me)
+        order = [dict(state["resources"][rid], properties=dict(state["resources"][rid]["properties"]),
+                      move_properties=dict(move_properties or {}))
                  for rid in groups.topo_order(state, g)]
-        plan[g["id"]] = {"wanted": groups.wanted_resources(state, g), "resources": order}
+        plan[g["id"]] = {"wanted": groups.wanted_resources(state, g), "resources": order,
+                         "high_priority": moves.high_priority_on(g, me), "question": moves.question_for(g, me),
+                         "move_properties": dict(g["move"]["properties"]) if g.get("move") else {}}
     return plan
+
+
+def _start_order(plan):
+    """The order in which groups waiting to start get a start slot: high-priority moves
+    (CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START) first, then the database's order."""
+    return [gid for gid, g in plan.items() if g["high_priority"]] + \
+        [gid for gid, g in plan.items() if not g["high_priority"]]
 
 
 def _create_time(pid):
@@ -49,7 +61,9 @@ class Executor:
         self.running = {}  # rid -> (agent, resource record it was started with)
         self.workers = {}  # gid -> task converging that group
         self.next_monitor = {}  # rid -> monotonic time of the next monitor
-        self._plan, self._plan_at = {}, None
+        self._plan, self._plan_at, self._order = {}, None, []
+        self.starting = set()  # gids whose worker starts something (they hold a start slot)
+        self.answered = set()  # (handle, ask number) of the move questions answered here
         self._leader_contact = 0.0
 
     def ctx(self):
@@ -94,13 +108,21 @@ class Executor:
                 wanted |= g["wanted"]
         # groups with work to do: something wanted is not running, or something runs unwanted
         running = set(self.running)
-        for gid, g in plan.items():
+        for gid in self._order:
+            g = plan[gid]
             ids = {r["id"] for r in g["resources"]}
-            todo = (ids & wanted) - running or (ids & running) - wanted \
+            starts = (ids & wanted) - running
+            todo = starts or (ids & running) - wanted \
                 or any(r["id"] in wanted and r["state"] != "Online" and r["id"] in running
                        for r in g["resources"])
             if todo and gid not in self.workers:
+                if starts:
+                    if len(self.starting) >= START_SLOTS:
+                        continue
+                    self.starting.add(gid)
                 self._spawn(gid, self._converge_group(gid, g, wanted))
+            elif may_run and g["question"] and g["question"] not in self.answered and gid not in self.workers:
+                self._spawn(gid, self._answer_move(gid, g))
         # resources running here that no group of ours holds any more (moved, deleted)
         orphans = set(self.running) - {r["id"] for g in plan.values() for r in g["resources"]}
         for rid in orphans:
@@ -113,13 +135,14 @@ class Executor:
         applied = self.node.replica.last_applied()
         if applied != self._plan_at:
             self._plan = self.node.replica.read(lambda s: _plan(s, self.me))
+            self._order = _start_order(self._plan)
             self._plan_at = applied
         return self._plan
 
     def _spawn(self, key, coro):
         task = asyncio.ensure_future(coro)
         self.workers[key] = task
-        task.add_done_callback(lambda _t: self.workers.pop(key, None))
+        task.add_done_callback(lambda _t: (self.workers.pop(key, None), self.starting.discard(key)))
 
     async def _converge_group(self, gid, g, wanted):
         # stop in reverse dependency order what may not run, then start in order what may
@@ -139,8 +162,11 @@ class Executor:
                 await self._report(r["id"], "Online", self.running[r["id"]][2])
 
     async def _start(self, r, restarted=False):
-        agent = agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, self.ctx())
-        await self._report(r["id"], "OnlinePending", None, restarted=restarted)
+        ctx = self.ctx()
+        ctx.move_properties = dict(r.get("move_properties") or {})  # the move that brought it here
+        agent = agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, ctx)
+        if not await self._report(r["id"], "OnlinePending", None, restarted=restarted):
+            return False  # not committed (e.g. this node no longer owns the group): start nothing
         result = await agent.start()
         if result.state == "online":
             self.running[r["id"]] = (agent, r, result)
@@ -199,15 +225,33 @@ class Executor:
         await self._report(r["id"], "Failed", result)
         return False
 
+    async def _answer_move(self, gid, g):
+        """Ask the group's running resources whether they may move; commit the answer."""
+        question = g["question"]
+        answers = {}
+        for r in g["resources"]:
+            if r["id"] in self.running:
+                answers[r["name"]] = await self.running[r["id"]][0].prepare_move(g["move_properties"])
+        worst = next((a for a in (agents.MOVE_REJECT, agents.MOVE_NOT_NOW) if a in answers.values()), agents.MOVE_OK)
+        try:
+            await self.node.write("group.move_answer", group=gid, handle=question[0], ask=question[1], node=self.me,
+                                  answer=worst, resources=[n for n, a in answers.items() if a == worst])
+            self.answered.add(question)
+        except ClusterError as e:
+            log.info("answer to the move of %s not committed: %s", gid, e)
+
     async def _report(self, rid, state, result, restarted=False):
+        """Commit a resource's state; True when committed."""
         try:
             pid = getattr(result, "pid", None)
             await self.node.write("resource.report", resource=rid, node=self.me, state=state,
                                   pid=pid, pid_create_time=_create_time(pid),
                                   locked=bool(getattr(result, "locked", False)),
                                   detail=getattr(result, "detail", "") or "", restarted=restarted)
+            return True
         except ClusterError as e:
             log.info("report of %s as %s not committed: %s", rid, state, e)
+            return False
 
     async def shutdown(self):
         """The daemon is stopping: stop what runs here, dependents first; report nothing (the
