@@ -20,7 +20,7 @@ from .errors import ClusterError
 log = logging.getLogger("clusterd.executor")
 
 TICK = 0.1
-START_SLOTS = 16  # groups starting at once on a node; the rest wait, high-priority moves first
+START_SLOTS = 16  # groups starting at once on a node; the rest wait their turn (high-priority moves do not)
 
 
 def _plan(state, me):
@@ -116,8 +116,8 @@ class Executor:
                 or any(r["id"] in wanted and r["state"] != "Online" and r["id"] in running
                        for r in g["resources"])
             if todo and gid not in self.workers:
-                if starts:
-                    if len(self.starting) >= START_SLOTS:
+                if starts:  # a high-priority move's start does not wait for a slot
+                    if len(self.starting) >= START_SLOTS and not g["high_priority"]:
                         continue
                     self.starting.add(gid)
                 self._spawn(gid, self._converge_group(gid, g, wanted))
