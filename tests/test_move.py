@@ -182,6 +182,8 @@ def test_cancel_move_of_a_queued_move(cluster, witness, tmp_path):
         make_group(c, "m-cancel", witness, not_now_file=str(not_now))
         pending = c.Group.move("m-cancel", "node3", 0x4, {})
         assert c.Operation.wait(pending["handle"], 2)["status"] == "pending"
+        m = c.Group.get_record("m-cancel")["move"]
+        assert m["to"] == "node3" and m["phase"] in ("asking", "queued") and m["flags"] == 0x4
         c.Group.cancel_move("m-cancel")
         op = c.Operation.wait(pending["handle"], 10)
         assert op["status"] == "cancelled", op
@@ -190,7 +192,7 @@ def test_cancel_move_of_a_queued_move(cluster, witness, tmp_path):
         assert e.value.code == "ERROR_INVALID_STATE"
         not_now.unlink()
         g = c.Group.get_record("m-cancel")
-        assert g["owner"] == "node1" and g["state"] == "Online"
+        assert g["owner"] == "node1" and g["state"] == "Online" and g["move"] is None
 
 
 # -- rejected by a resource -------------------------------------------------------------------

@@ -89,6 +89,10 @@ def register(cli, common):
         console.print(f"[bold]{g['name']}[/] ({g['id']})  {g['state']} on {g['owner'] or '-'}  "
                       f"persistent {g['persistent_state']}  seq {g['state_sequence']}  "
                       f"preferred {','.join(g['preferred_owners']) or '-'}  locked {g['locked']}")
+        m = g.get("move")
+        if m:
+            console.print(f"moving {m['from'] or '-'} -> {m['to']}: {m['phase']}  flags 0x{m['flags']:X}  "
+                          f"operation {m['handle']}")
         t = Table("resource", "type", "state", "pid", "depends on", "detail")
         for r in g["resources"]:
             t.add_row(r["name"], r["type"], r["state"], str(r["pid"] or "-"), ",".join(r["dependencies"]) or "-",
