@@ -177,9 +177,9 @@ class Executor:
         return await self._failed(r, result)
 
     async def _stop(self, rid, report=True):
-        agent, r, _ = self.running[rid]
-        if report:
-            await self._report(rid, "OfflinePending", None)
+        agent, r, last = self.running[rid]
+        if report:  # with its pid: until the stop is confirmed, a fence of this node must kill it
+            await self._report(rid, "OfflinePending", last)
         result = await agent.stop()
         if result.state == "offline":
             self.running.pop(rid, None)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from clusterctl.checkers import double_online, read_witness
@@ -309,3 +310,32 @@ def test_a_destination_that_is_not_up_is_refused_and_nothing_changes(cluster, wi
             assert c.Group.get_record("m-down")["owner"] == "node2"
     finally:
         cluster.start("node3")
+
+
+# -- the source dies in the middle of a move --------------------------------------------------
+def test_the_source_killed_while_it_stops_for_a_move_is_fenced_before_the_group_runs_elsewhere(make_cluster, tmp_path):
+    cluster = make_cluster(3)
+    witness = str(tmp_path / "witness.jsonl")
+    stubborn = ("import signal, time\n"
+                "signal.signal(signal.SIGTERM, lambda *a: None)\n"  # a slow stop: SIGKILL after stop_timeout
+                "time.sleep(600)\n")
+    with cluster.client("node2") as c:
+        c.Group.create("m-dies")
+        c.Group.set_preferred_owners("m-dies", ["node1"])
+        c.Resource.create("m-dies", "m-dies-p", "process", {"args": [sys.executable, "-c", stubborn],
+                                                            "witness": witness, "stop_timeout": 20})
+        assert c.Operation.wait(c.Group.online("m-dies")["handle"], 60)["status"] == "succeeded"
+        pid = c.Group.get_record("m-dies")["resources"][0]["pid"]
+        pending = c.Group.move("m-dies", "node3", 0, {})
+        wait_for(lambda: c.Group.get_record("m-dies")["resources"][0]["state"] == "OfflinePending",
+                 what="the source stopping it")
+        assert c.Group.get_record("m-dies")["resources"][0]["pid"] == pid  # a fence still knows what to kill
+    cluster.kill("node1")
+    with cluster.client("node2") as c:
+        op = c.Operation.wait(pending["handle"], 90)
+        assert op["status"] == "failed", op  # overtaken by the failover policy
+        g = wait_for(lambda: (lambda g: g["state"] == "Online" and g["owner"] != "node1" and g)(
+            c.Group.get_record("m-dies")), timeout=90, what="restarted elsewhere after the fence")
+        assert g["last_failover"]["reason"] == "node down" and g["move"] is None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert double_online(read_witness(witness)) == []
