@@ -289,9 +289,9 @@ def _group_move(state, cmd):
     state["operations"][cmd["handle"]] = {"group": g["id"], "resource": None, "target": "move",
                                           "status": "pending", "error": None}
     g["pending"].append(cmd["handle"])
-    if g["owner"] is None or not _running(state, g):
-        g["move"]["phase"] = "stopping"  # nothing runs: nothing to ask or stop
-        _hand_over(state, g) if g["owner"] is None else _progress(state, g)
+    if g["owner"] is None or not _running(state, g):  # nothing runs: nothing to ask or stop
+        g["move"]["phase"] = "stopping"
+        _hand_over(state, g)
     elif flags & IGNORE_RESOURCE_STATUS:
         g["move"]["phase"] = "stopping"
     _refresh(state, g)
