@@ -20,6 +20,7 @@ from .errors import ClusterError
 log = logging.getLogger("clusterd.executor")
 
 TICK = 0.1
+PREPARE_MOVE_TIMEOUT = 30.0  # seconds an agent has to answer whether its resource may move
 START_SLOTS = 16  # groups starting at once on a node; the rest wait their turn (high-priority moves do not)
 
 
@@ -231,7 +232,11 @@ class Executor:
         answers = {}
         for r in g["resources"]:
             if r["id"] in self.running:
-                answers[r["name"]] = await self.running[r["id"]][0].prepare_move(g["move_properties"])
+                try:  # an agent that cannot say in time says "not now"
+                    answers[r["name"]] = await asyncio.wait_for(
+                        self.running[r["id"]][0].prepare_move(g["move_properties"]), PREPARE_MOVE_TIMEOUT)
+                except asyncio.TimeoutError:
+                    answers[r["name"]] = agents.MOVE_NOT_NOW
         worst = next((a for a in (agents.MOVE_REJECT, agents.MOVE_NOT_NOW) if a in answers.values()), agents.MOVE_OK)
         try:
             await self.node.write("group.move_answer", group=gid, handle=question[0], ask=question[1], node=self.me,
