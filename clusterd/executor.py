@@ -7,6 +7,11 @@ that: starts in dependency order, stops in reverse, monitors what runs, applies 
 policy, and reports every resource state change as a command that the leader commits.
 After a daemon restart it adopts what its agents left running (their records on disk) and
 stops whatever it may no longer run: no orphan, no duplicate.
+
+Moves (moves.py): on the source it answers a move's question with its agents' prepare_move,
+then stops the group (it is not wanted there while the move stops it); on the destination it
+starts the group with the move's property list. At most START_SLOTS groups start at once on a
+node; the others wait, except a CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START move's, which goes first.
 """
 import asyncio
 import logging
