@@ -10,6 +10,7 @@ import time
 import uuid
 
 from . import domains, failover, placement  # noqa: F401  (failover registers its handlers)
+from .move_driver import MoveDriver
 from .mover import Mover
 from .errors import ClusterError
 from .fencing import Fencer
@@ -25,6 +26,7 @@ class Coordinator:
         self.fencer = Fencer(node, started=time.monotonic())
         self.fencing = set()
         self.mover = Mover(node)  # drains, failbacks, switchover moves
+        self.moves = MoveDriver(node)  # queued moves, moves overtaken by a failover
 
     async def run(self):
         while True:
@@ -44,6 +46,7 @@ class Coordinator:
             raise
         except Exception:  # a bug in one duty must not stop fencing and failover
             log.exception("mover step failed")
+        await self.moves.step()
         lost, fences, failed = self.node.replica.read(
             lambda s: (failover.lost_groups(s), dict(s["fence"]), failover.failed_groups(s)))
         for gid, owner in failed:

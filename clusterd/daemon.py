@@ -6,7 +6,7 @@ import sys
 
 import uvloop
 
-from . import config, domain_methods, group_methods, membership, methods, server, xapi  # noqa: F401  (*methods register the API)
+from . import config, domain_methods, group_methods, membership, methods, move_methods, server, xapi  # noqa: F401  (*methods register the API)
 from .coordinator import Coordinator
 from .executor import Executor
 from .exitprog import ExitPrograms

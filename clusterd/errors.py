@@ -55,6 +55,9 @@ CODES = {
     "ERROR_HOST_NODE_NOT_GROUP_OWNER": (0x1398, "the reporting node does not own the group"),
     "ERROR_RESOURCE_ONLINE": (0x139B, "the resource is not offline"),
     "ERROR_CORE_RESOURCE": (0x13A2, "the core group cannot be deleted"),
+    # winerror.h: ERROR_INVALID_STATE 5023, ERROR_CLUSTER_NODE_NOT_FOUND 5042 (moves)
+    "ERROR_INVALID_STATE": (0x139F, "the object is not in a state that allows this"),
+    "ERROR_CLUSTER_NODE_NOT_FOUND": (0x13B2, "no such cluster node"),
     "ERROR_CLUSTER_NODE_DOWN": (0x13BA, "no node that is up can do this"),
     "ERROR_DEPENDENCY_TREE_TOO_COMPLEX": (0x13C3, "the dependency tree is at its maximum depth"),
     "ERROR_DEPENDENCY_NOT_ALLOWED": (0x13CD, "the dependency is not allowed"),
@@ -67,7 +70,6 @@ CODES = {
     "DOMAIN_NOT_FOUND": (None, "the group has no recovery domain"),
     "DOMAIN_REQUEST_IN_PROGRESS": (None, "another request on the group's recovery domain is in progress"),
     "DOMAIN_RULE": (None, "the recovery domain's rules refuse this request"),
-    "MOVE_IN_PROGRESS": (None, "the group is already moving"),
 
 }
 

@@ -7,6 +7,11 @@ that: starts in dependency order, stops in reverse, monitors what runs, applies 
 policy, and reports every resource state change as a command that the leader commits.
 After a daemon restart it adopts what its agents left running (their records on disk) and
 stops whatever it may no longer run: no orphan, no duplicate.
+
+Moves (moves.py): on the source it answers a move's question with its agents' prepare_move,
+then stops the group (it is not wanted there while the move stops it); on the destination it
+starts the group with the move's property list. At most START_SLOTS groups start at once on a
+node; the others wait, except a CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START move's, which goes first.
 """
 import asyncio
 import logging
@@ -14,12 +19,14 @@ import time
 
 import psutil
 
-from . import agents, groups
+from . import agents, groups, moves
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.executor")
 
 TICK = 0.1
+PREPARE_MOVE_TIMEOUT = 30.0  # seconds an agent has to answer whether its resource may move
+START_SLOTS = 16  # groups starting at once on a node; the rest wait their turn (high-priority moves do not)
 
 
 def _plan(state, me):
@@ -29,10 +36,21 @@ def _plan(state, me):
     for g in state["groups"].values():
         if g["owner"] != me or not g["resources"]:
             continue
-        order = [dict(state["resources"][rid], properties=dict(state["resources"][rid]["properties"]))
+        move_properties = moves.move_properties_for(g, me)
+        order = [dict(state["resources"][rid], properties=dict(state["resources"][rid]["properties"]),
+                      move_properties=dict(move_properties or {}))
                  for rid in groups.topo_order(state, g)]
-        plan[g["id"]] = {"wanted": groups.wanted_resources(state, g), "resources": order}
+        plan[g["id"]] = {"wanted": groups.wanted_resources(state, g), "resources": order,
+                         "high_priority": moves.high_priority_on(g, me), "question": moves.question_for(g, me),
+                         "move_properties": dict(g["move"]["properties"]) if g.get("move") else {}}
     return plan
+
+
+def _start_order(plan):
+    """The order in which groups waiting to start get a start slot: high-priority moves
+    (CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START) first, then the database's order."""
+    return [gid for gid, g in plan.items() if g["high_priority"]] + \
+        [gid for gid, g in plan.items() if not g["high_priority"]]
 
 
 def _create_time(pid):
@@ -49,7 +67,9 @@ class Executor:
         self.running = {}  # rid -> (agent, resource record it was started with)
         self.workers = {}  # gid -> task converging that group
         self.next_monitor = {}  # rid -> monotonic time of the next monitor
-        self._plan, self._plan_at = {}, None
+        self._plan, self._plan_at, self._order = {}, None, []
+        self.starting = set()  # gids whose worker starts something (they hold a start slot)
+        self.answered = set()  # (handle, ask number) of the move questions answered here
         self._leader_contact = 0.0
         self.reporting = set()  # workers waiting for a report to commit
         self._lost_since = None  # monotonic time this node lost quorum or its lease
@@ -120,13 +140,21 @@ class Executor:
             elif mode == "freeze":
                 wanted |= g["wanted"] & running
         # groups with work to do: something wanted is not running, or something runs unwanted
-        for gid, g in plan.items():
+        for gid in self._order:
+            g = plan[gid]
             ids = {r["id"] for r in g["resources"]}
-            todo = (ids & wanted) - running or (ids & running) - wanted \
+            starts = (ids & wanted) - running
+            todo = starts or (ids & running) - wanted \
                 or mode == "run" and any(r["id"] in wanted and r["state"] != "Online" and r["id"] in running
                                          for r in g["resources"])
             if todo and gid not in self.workers:
+                if starts:  # a high-priority move's start does not wait for a slot
+                    if len(self.starting) >= START_SLOTS and not g["high_priority"]:
+                        continue
+                    self.starting.add(gid)
                 self._spawn(gid, self._converge_group(gid, g, wanted))
+            elif mode == "run" and g["question"] and g["question"] not in self.answered and gid not in self.workers:
+                self._spawn(gid, self._answer_move(gid, g))
         # resources running here that no group of ours holds any more (moved, deleted)
         orphans = set(self.running) - {r["id"] for g in plan.values() for r in g["resources"]}
         for rid in orphans:
@@ -143,6 +171,7 @@ class Executor:
                 log.info("group %s: no quorum or lease, not waiting for a report any more", key)
                 task.cancel()
                 self.workers.pop(key, None)
+                self.starting.discard(key)
                 self.reporting.discard(task)
 
     def _current_plan(self):
@@ -150,13 +179,19 @@ class Executor:
         applied = self.node.replica.last_applied()
         if applied != self._plan_at:
             self._plan = self.node.replica.read(lambda s: _plan(s, self.me))
+            self._order = _start_order(self._plan)
             self._plan_at = applied
         return self._plan
 
     def _spawn(self, key, coro):
         task = asyncio.ensure_future(coro)
         self.workers[key] = task
-        task.add_done_callback(lambda t: self.workers.pop(key) if self.workers.get(key) is t else None)
+        task.add_done_callback(lambda t: self._done(key, t))
+
+    def _done(self, key, task):
+        if self.workers.get(key) is task:
+            self.workers.pop(key)
+            self.starting.discard(key)
 
     async def _converge_group(self, gid, g, wanted):
         # stop in reverse dependency order what may not run, then start in order what may
@@ -176,8 +211,12 @@ class Executor:
                 await self._report(r["id"], "Online", self.running[r["id"]][2])
 
     async def _start(self, r, restarted=False):
-        agent = agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, self.ctx())
-        await self._report(r["id"], "OnlinePending", None, restarted=restarted)
+        ctx = self.ctx()
+        ctx.move_properties = dict(r.get("move_properties") or {})  # the move that brought it here
+        agent = agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, ctx)
+        if not await self._report(r["id"], "OnlinePending", None, restarted=restarted) and self._may_run():
+            return False  # refused (e.g. this node no longer owns the group): start nothing. Without
+            # quorum nothing commits: only no_quorum_policy = ignore gets here, and starts anyway
         result = await agent.start()
         if result.state == "online":
             self.running[r["id"]] = (agent, r, result)
@@ -188,9 +227,9 @@ class Executor:
         return await self._failed(r, result)
 
     async def _stop(self, rid, report=True):
-        agent, r, _ = self.running[rid]
-        if report and self._may_run():  # without quorum or lease: stop first, report later
-            await self._report(rid, "OfflinePending", None)
+        agent, r, last = self.running[rid]
+        if report and self._may_run():  # with its pid: until the stop is confirmed, a fence of this node must kill it
+            await self._report(rid, "OfflinePending", last)  # (without quorum or lease: stop first, report later)
         result = await agent.stop()
         if result.state == "offline":
             self.running.pop(rid, None)
@@ -237,7 +276,27 @@ class Executor:
         await self._report(r["id"], "Failed", result)
         return False
 
+    async def _answer_move(self, gid, g):
+        """Ask the group's running resources whether they may move; commit the answer."""
+        question = g["question"]
+        answers = {}
+        for r in g["resources"]:
+            if r["id"] in self.running:
+                try:  # an agent that cannot say in time says "not now"
+                    answers[r["name"]] = await asyncio.wait_for(
+                        self.running[r["id"]][0].prepare_move(g["move_properties"]), PREPARE_MOVE_TIMEOUT)
+                except asyncio.TimeoutError:
+                    answers[r["name"]] = agents.MOVE_NOT_NOW
+        worst = next((a for a in (agents.MOVE_REJECT, agents.MOVE_NOT_NOW) if a in answers.values()), agents.MOVE_OK)
+        try:
+            await self.node.write("group.move_answer", group=gid, handle=question[0], ask=question[1], node=self.me,
+                                  answer=worst, resources=[n for n, a in answers.items() if a == worst])
+            self.answered.add(question)
+        except ClusterError as e:
+            log.info("answer to the move of %s not committed: %s", gid, e)
+
     async def _report(self, rid, state, result, restarted=False):
+        """Commit a resource's state; True when committed."""
         task = asyncio.current_task()
         self.reporting.add(task)
         try:
@@ -246,8 +305,10 @@ class Executor:
                                   pid=pid, pid_create_time=_create_time(pid),
                                   locked=bool(getattr(result, "locked", False)),
                                   detail=getattr(result, "detail", "") or "", restarted=restarted)
+            return True
         except ClusterError as e:
             log.info("report of %s as %s not committed: %s", rid, state, e)
+            return False
         finally:
             self.reporting.discard(task)
 

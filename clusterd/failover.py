@@ -82,7 +82,6 @@ def _group_failover(state, cmd):
     if cmd["to"] not in state["members"]:
         return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
     g["failover_wanted"] = False
-    g["moving"] = None  # a move the lost owner was part of is over (moves.py)
     period = g["failover"]["period_hours"] * 3600
     recent = [t for t in g["failures"] if cmd["at"] - t < period]
     g["failures"] = recent + [cmd["at"]]

@@ -25,6 +25,7 @@ def group_view(state, g):
         "locked": any(state["resources"][r]["locked"] for r in g["resources"]),
         "failover": dict(g["failover"]),
         "failovers": len(g["failures"]), "last_failover": g.get("last_failover"),
+        "move": {k: g["move"][k] for k in ("handle", "from", "to", "flags", "phase", "asks")} if g.get("move") else None,
         "resources": [resource_view(state, state["resources"][r]) for r in g["resources"]],
     }
 

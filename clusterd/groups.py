@@ -15,6 +15,8 @@ RESOURCE_STATES = ("Online", "Offline", "Failed", "OnlinePending", "OfflinePendi
 RESTART_ACTIONS = ("none", "restart", "restart_failover")
 FAILBACK_MODES = ("prevent", "immediate", "window")
 OPS_KEEP = 10000
+REPORT_HOOKS = []  # fn(state, group) after each resource report (moves.py advances a move with it)
+MOVE_AWAY = {"stopping": "from", "undoing": "to"}  # a move's phase -> the owner that stops the group
 
 
 def valid_name(name):
@@ -83,6 +85,8 @@ def _refresh(state, group):
         group["state_sequence"] += 1
     for handle in list(group["pending"]):
         op = state["operations"][handle]
+        if op["target"] == "move":
+            continue  # a move settles its own operation (moves.py)
         if op.get("resource"):
             _settle_resource_op(state, op)
         elif (op["target"], new) in (("online", "Online"), ("offline", "Offline")):
@@ -123,13 +127,20 @@ def wanted_resources(state, group):
     """The resources of a group that may run: the group online, the resource commanded
     online and not failed, and everything it depends on wanted too."""
     wanted = set()
-    if group["persistent_state"] != "online" or group.get("moving"):  # a moving group stops first (moves.py)
+    if group["persistent_state"] != "online" or moving_away(group):
         return wanted
     for rid in topo_order(state, group):
         r = state["resources"][rid]
         if r["persistent_state"] == "online" and r["state"] != "Failed" and all(d in wanted for d in r["dependencies"]):
             wanted.add(rid)
     return wanted
+
+
+def moving_away(group):
+    """True while the group's owner must stop it for a move (moves.py): the source before
+    the hand-over, the destination before a return to the source."""
+    m = group.get("move")
+    return m is not None and m["phase"] in MOVE_AWAY and group["owner"] == m[MOVE_AWAY[m["phase"]]]
 
 
 def topo_order(state, group):
@@ -495,4 +506,6 @@ def _resource_report(state, cmd):
         if len([t for t in g["failures"] if cmd["at"] - t < period]) < g["failover"]["threshold"]:
             g["failover_wanted"] = True  # restarts exhausted here: the coordinator moves the group
     _refresh(state, g)
+    for hook in REPORT_HOOKS:
+        hook(state, g)
     return ok()

@@ -2,126 +2,80 @@
 of recovery-domain switchovers. Every decision is committed; a new leader picks up where the
 old one stopped, since drains InProgress and requests in phase "move" are in the database.
 
-request_move(node, group, dest, flags) is the ONE place that moves a group. Today it drives the
-interim move of moves.py (commit move_begin; the owner's executor stops the group; commit
-move_finish once stopped; the destination's executor starts it). When Group.move lands, replace
-its body with a call to Group.move's machinery; drain, failback and switchover do not change.
+request_move(node, group, dest, flags) is the one place where they move a group, and it moves it
+exactly as Group.move does (moves.py): the source stops before the destination starts.
 """
 import asyncio
 import logging
-import time
+import uuid
 
-from . import moves, pause, placement
+from . import pause, placement
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.mover")
 
-MOVE_TIMEOUT = 120.0  # seconds a source has to stop a moving group
-BATCH = 500  # moves per committed command
+MOVE_TIMEOUT = 120.0  # seconds a move may take before the mover stops waiting for it
 POLL = 0.05
-
-
-class Batcher:
-    """Coalesce calls made within one tick into one committed command (a drain of 1,000
-    groups makes a few commands, not 2,000)."""
-
-    def __init__(self, node, op, field):
-        self.node, self.op, self.field = node, op, field
-        self.pending, self.flushing = [], False
-
-    async def submit(self, item):
-        fut = asyncio.get_running_loop().create_future()
-        self.pending.append((item, fut))
-        if not self.flushing:
-            self.flushing = True
-            asyncio.ensure_future(self._flush())
-        return await fut
-
-    async def _flush(self):
-        try:
-            await asyncio.sleep(0.01)
-            while self.pending:
-                batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
-                try:
-                    results = await self.node.write(self.op, **{self.field: [i for i, _ in batch]})
-                except ClusterError as e:
-                    results = [e] * len(batch)
-                for (_, fut), r in zip(batch, results):
-                    if not fut.done():
-                        fut.set_result(r)
-        finally:
-            self.flushing = False
 
 
 class Mover:
     def __init__(self, node):
         self.node = node
-        self.begin = Batcher(node, "group.move_begin", "moves")
-        self.finish = Batcher(node, "group.move_finish", "groups")
-        self.waiting, self.poller = {}, None  # group id -> futures waiting for its source to stop
+        self.waiting, self.poller = {}, None  # operation handle -> futures waiting for its end
         self.busy = set()  # keys of the tasks running: ("drain", node), ("failback", node), ("request", handle)
 
     # -- the one move primitive ----------------------------------------------------------------
     async def request_move(self, node, group, dest, flags=0):
-        """Move `group` from `node` to `dest`: (True, "") once `dest` owns it, else (False, why).
-        The source stops before the destination starts (moves.py enforces it in the database)."""
-        r = await self.begin.submit({"group": group, "to": dest})
-        if isinstance(r, ClusterError):
-            return False, str(r)
-        if r == "moved":
+        """Move `group` from `node` to `dest` with Group.move's machinery: (True, "") once `dest`
+        owns it, else (False, why). A move already under way (e.g. one an earlier leader
+        started) is followed rather than started again."""
+        def current(state):
+            g = state["groups"].get(group)
+            if g is None:
+                return None, None
+            m = g.get("move")
+            return g["owner"], (m["handle"] if m and m["to"] == dest else None)
+        owner, handle = self.node.read(current)
+        if owner == dest and handle is None:
             return True, ""
-        if r != "moving":
-            return False, r
-        deadline = time.monotonic() + MOVE_TIMEOUT
-        while time.monotonic() < deadline:
-            stopped = await self._until_stopped(group, deadline - time.monotonic())
-            if stopped is None:
-                return False, "the group was deleted or its move was cancelled"
-            if not stopped:
-                break
-            r = await self.finish.submit(group)
-            if r == "moved":
-                return True, ""
-            if r != "stopping":
-                return False, str(r)
-        try:
-            await self.node.write("group.move_abort", group=group)
-        except ClusterError:
-            pass
-        return False, f"{node} did not stop the group within {MOVE_TIMEOUT:.0f} s"
+        if handle is None:
+            try:
+                handle = (await self.node.write("group.move", group=group, to=dest, flags=flags, properties={},
+                                                handle=str(uuid.uuid4()), by_cluster=True))["handle"]
+            except ClusterError as e:
+                return False, str(e)
+        status, error = await self._until_done(handle)
+        owner = self.node.read(lambda s: s["groups"][group]["owner"] if group in s["groups"] else None)
+        if owner == dest:  # moved (even if the group did not reach its state there: policy takes over)
+            return True, ""
+        return False, error or f"the move ended {status}"
 
-    async def _until_stopped(self, gid, timeout):
-        """True once the moving group's resources are all stopped, None if it is no longer
-        moving, False past the timeout. One poller reads the database for every waiter."""
+    async def _until_done(self, handle):
+        """(status, error) of the move's operation once it is no longer pending; one poller
+        reads the database for every waiter."""
         fut = asyncio.get_running_loop().create_future()
-        self.waiting.setdefault(gid, []).append(fut)
+        self.waiting.setdefault(handle, []).append(fut)
         if self.poller is None or self.poller.done():
             self.poller = asyncio.ensure_future(self._poll())
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), max(timeout, 0.0))
+            return await asyncio.wait_for(asyncio.shield(fut), MOVE_TIMEOUT)
         except asyncio.TimeoutError:
-            return False
+            return "pending", f"the move did not end within {MOVE_TIMEOUT:.0f} s"
 
     async def _poll(self):
         while self.waiting:
             await asyncio.sleep(POLL)
-            gids = list(self.waiting)
+            handles = list(self.waiting)
             try:
-                found = self.node.read(lambda s: {gid: self._stopped(s, gid) for gid in gids})
+                found = self.node.read(lambda s: {h: s["operations"].get(h) for h in handles})
             except ClusterError:
                 continue
-            for gid, stopped in found.items():
-                if stopped is not False:  # True (stopped) or None (no longer moving)
-                    for fut in self.waiting.pop(gid, []):
+            for h, op in found.items():
+                if op is None or op["status"] != "pending":
+                    done = ("forgotten", None) if op is None else (op["status"], op["error"])
+                    for fut in self.waiting.pop(h, []):
                         if not fut.done():
-                            fut.set_result(stopped)
-
-    @staticmethod
-    def _stopped(state, gid):
-        g = state["groups"].get(gid)
-        if g is None or not g.get("moving"):
-            return None
-        return moves._stopped(state, g)
+                            fut.set_result(done)
 
     # -- the coordinator's step ----------------------------------------------------------------
     def step(self):
@@ -164,8 +118,8 @@ class Mover:
             out, kept = [], []
             for gid in pause.owned_groups(state, name):
                 g = state["groups"][gid]
-                if g.get("moving"):  # an earlier leader started this move: finish it
-                    out.append((gid, g["moving"]["to"]))
+                if g.get("move"):  # an earlier leader started this move: follow it
+                    out.append((gid, g["move"]["to"]))
                     continue
                 dest = placement.place_group(state, live, g, exclude=[name], load=load)
                 if dest is None and not flags & pause.REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR:

@@ -109,9 +109,15 @@ def test_resume_refuses_an_unknown_failback(failback):
     refused(world(), "node.resume", "ERROR_INVALID_PARAMETER", node="node1", failback=failback)
 
 
+def _move(s, gid, to):
+    """Group.move's command; a group that runs nothing is handed over at once."""
+    assert ok(s, "group.move", group=gid, to=to, flags=0, properties={}, handle=f"move-{gid}")["code"] == 0x3E5
+    assert s["groups"][gid]["owner"] == to
+
+
 def _moved_all(s, node, to):
     for gid in pause.owned_groups(s, node):
-        assert ok(s, "group.move_begin", moves=[{"group": gid, "to": to}]) == ["moved"]  # nothing runs: at once
+        _move(s, gid, to)
 
 
 def test_drain_done_completed_only_when_the_node_hosts_no_group():
@@ -131,7 +137,7 @@ def test_with_the_flag_kept_groups_may_stay_and_the_drain_completes():
     s = world()
     ok(s, "node.pause", node="node1", drain=True, flags=1)
     for gid in ("g0", "g1", "g2"):
-        ok(s, "group.move_begin", moves=[{"group": gid, "to": "node3"}])
+        _move(s, gid, "node3")
     assert ok(s, "node.drain_done", node="node1", status="Completed", moved=["g0", "g1", "g2"], kept=["g3"]) == "Completed"
     assert pause.pause_view(s, "node1")["kept"] == 1
 
@@ -193,23 +199,6 @@ def test_placement_follows_the_recovery_domain_order(live, paused, expected):
         assert placement.place_group(s, ["node1", "node2"], s["groups"]["crg"], exclude=["node1"], policy=False) == "node2"
 
 
-# -- the interim move -----------------------------------------------------------------------------
-def test_move_of_a_running_group_stops_first_then_flips_owner():
-    s = world()
-    ok(s, "resource.create", group="g0", name="r0", type="dummy", properties={}, id="r0")
-    ok(s, "resource.report", resource="r0", node="node1", state="Online")
-    assert ok(s, "group.move_begin", moves=[{"group": "g0", "to": "node3"}]) == ["moving"]
-    from clusterd import groups
-    assert groups.wanted_resources(s, s["groups"]["g0"]) == set()  # the source stops it
-    assert ok(s, "group.move_finish", groups=["g0"]) == ["stopping"]  # not before it stopped
-    assert s["groups"]["g0"]["owner"] == "node1"
-    ok(s, "resource.report", resource="r0", node="node1", state="Offline")
-    assert ok(s, "group.move_finish", groups=["g0"]) == ["moved"]
-    g = s["groups"]["g0"]
-    assert g["owner"] == "node3" and g["persistent_state"] == "online" and not g["moving"]
-    assert groups.wanted_resources(s, g) == {"r0"}  # the destination starts it
-
-
 def test_a_second_drain_while_paused_keeps_what_the_first_moved_for_failback():
     s = world()
     ok(s, "node.pause", node="node1", drain=True, flags=0)
@@ -220,15 +209,3 @@ def test_a_second_drain_while_paused_keeps_what_the_first_moved_for_failback():
     assert ok(s, "node.resume", node="node1", failback="immediate") == {"failback": 2}
 
 
-def test_a_failover_ends_a_move_the_lost_owner_was_part_of():
-    from clusterd import failover, groups  # noqa: F401
-    s = world()
-    ok(s, "resource.create", group="g0", name="r0", type="dummy", properties={}, id="r0")
-    ok(s, "resource.report", resource="r0", node="node1", state="Online")
-    assert ok(s, "group.move_begin", moves=[{"group": "g0", "to": "node3"}]) == ["moving"]
-    ok(s, "membership.view", live=["node2", "node3", "node4"], by="node2")
-    ok(s, "fence.request", node="node1", agent="watchdog")
-    ok(s, "fence.result", node="node1", fenced=True, detail="")
-    ok(s, "group.failover", group="g0", to="node4", reason="node down", **{"from": "node1"})
-    g = s["groups"]["g0"]
-    assert g["owner"] == "node4" and not g["moving"] and groups.wanted_resources(s, g) == {"r0"}

@@ -19,6 +19,8 @@ The interface (base.py):
                   another node may), "fatal" (nowhere, until its configuration is fixed)
         locked    the resource asks to stay where it is (moves need IGNORE_RESOURCE_STATUS)
         not_now   a move is not possible now, but may be soon (for queued moves)
+        The process and ocf agents never report locked or not_now (their monitor has no such
+        signal), so prepare_move answers "ok" for them; the dummy agent injects both.
 
     class Agent:
         Agent(resource, ctx)          resource = {"id", "name", "type", "properties": {...}}
@@ -34,6 +36,10 @@ The interface (base.py):
                                       resource left running (its record on disk) and manage
                                       it from now on; or, if it is gone, clean up and say None.
                                       Never a duplicate, never an orphan.
+        await agent.prepare_move(properties) -> "ok" | "not_now" | "reject". Asked on the
+                                      source before a group move (not with IGNORE_RESOURCE_STATUS):
+                                      may this running resource move now? The default derives it
+                                      from monitor(): locked -> reject, not_now -> not_now.
 
     One instance per resource, one call at a time. start/stop/monitor/adopt are async because
     they wait on processes and sockets; adopt too, because an OCF script must be asked.
@@ -52,7 +58,8 @@ non-string values are JSON).
 import os
 
 from . import records
-from .base import FAILED, FATAL, HARD, OFFLINE, ONLINE, SOFT, Agent, Context, Result
+from .base import (FAILED, FATAL, HARD, MOVE_NOT_NOW, MOVE_OK, MOVE_REJECT, OFFLINE, ONLINE, SOFT, Agent,
+                   Context, Result)
 from .dummy import DummyAgent
 from .ocf import OcfAgent
 from .process import ProcessAgent
@@ -61,7 +68,7 @@ AGENTS = {"process": ProcessAgent, "ocf": OcfAgent, "dummy": DummyAgent}
 
 __all__ = ["AGENTS", "Agent", "Context", "Result", "DummyAgent", "OcfAgent", "ProcessAgent",
            "get", "create", "validate", "leftovers",
-           "ONLINE", "OFFLINE", "FAILED", "SOFT", "HARD", "FATAL"]
+           "ONLINE", "OFFLINE", "FAILED", "SOFT", "HARD", "FATAL", "MOVE_OK", "MOVE_NOT_NOW", "MOVE_REJECT"]
 
 
 def get(type_name):

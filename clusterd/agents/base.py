@@ -13,6 +13,7 @@ log = logging.getLogger("clusterd.agents")
 
 ONLINE, OFFLINE, FAILED = "online", "offline", "failed"
 SOFT, HARD, FATAL = "soft", "hard", "fatal"
+MOVE_OK, MOVE_NOT_NOW, MOVE_REJECT = "ok", "not_now", "reject"  # prepare_move's answers
 
 
 @dataclasses.dataclass
@@ -101,6 +102,16 @@ class Agent:
 
     async def adopt(self):
         raise NotImplementedError
+
+    async def prepare_move(self, properties):
+        """May this running resource move now? "ok", "not_now" (maybe soon: a queued move asks
+        again) or "reject" (it stays). From its monitor: locked -> reject, not_now -> not_now.
+        Only asked without CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS; properties is the move's
+        property list."""
+        result = await self.monitor()
+        if result.state != ONLINE:
+            return MOVE_OK  # not running: nothing holds it here
+        return MOVE_REJECT if result.locked else MOVE_NOT_NOW if result.not_now else MOVE_OK
 
     # -- shared pieces ------------------------------------------------------------------------
     @property

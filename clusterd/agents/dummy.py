@@ -14,15 +14,16 @@ on those nodes only); a flag file counts when it exists, and if it holds node na
   fail_monitor, fail_file   monitor reports a failure (soft)
   locked, lock_file         the resource is locked in its state on this node (Result.locked)
   not_now, not_now_file     a move is not possible now, maybe soon (Result.not_now)
+  reject_move, reject_move_file   prepare_move rejects the move (the resource stays)
 """
 import asyncio
 import time
 
 from . import props
-from .base import SOFT, Agent, failed, offline, online
+from .base import MOVE_REJECT, SOFT, Agent, failed, offline, online
 
 FLAGS = {"fail_start": "fail_start_file", "fail_monitor": "fail_file", "locked": "lock_file",
-         "not_now": "not_now_file"}
+         "not_now": "not_now_file", "reject_move": "reject_move_file"}
 
 
 class DummyAgent(Agent):
@@ -101,6 +102,11 @@ class DummyAgent(Agent):
         self.remove_record()
         self.witness("stop", time.monotonic())
         return offline(f"stop_delay {delay:g} s passed the {float(timeout):g} s timeout: stopped hard" if cut else "stopped")
+
+    async def prepare_move(self, properties):
+        if self.read_record() is not None and self.flag("reject_move"):
+            return MOVE_REJECT
+        return await super().prepare_move(properties)
 
     async def adopt(self):
         if self.read_record() is None:

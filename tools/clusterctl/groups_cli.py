@@ -4,6 +4,7 @@ import json
 import click
 from rich.table import Table
 
+from clusterd import moves
 from clusterd.errors import ClusterError
 
 from .launcher import LauncherError, LocalCluster
@@ -88,6 +89,10 @@ def register(cli, common):
         console.print(f"[bold]{g['name']}[/] ({g['id']})  {g['state']} on {g['owner'] or '-'}  "
                       f"persistent {g['persistent_state']}  seq {g['state_sequence']}  "
                       f"preferred {','.join(g['preferred_owners']) or '-'}  locked {g['locked']}")
+        m = g.get("move")
+        if m:
+            console.print(f"moving {m['from'] or '-'} -> {m['to']}: {m['phase']}  flags 0x{m['flags']:X}  "
+                          f"operation {m['handle']}")
         t = Table("resource", "type", "state", "pid", "depends on", "detail")
         for r in g["resources"]:
             t.add_row(r["name"], r["type"], r["state"], str(r["pid"] or "-"), ",".join(r["dependencies"]) or "-",
@@ -135,6 +140,43 @@ def register(cli, common):
     @node_option
     def group_offline(name, wait, timeout, directory, node):
         pending(directory, node, "Group.offline", wait, timeout, name)
+
+    @group.command("move")
+    @click.argument("name")
+    @click.option("--to", "to", default=None, help="destination node (default: the best node by placement)")
+    @click.option("--flags", "flags", multiple=True,
+                  help="move flags, by name (CLUSAPI_GROUP_MOVE_..., the prefix optional) or number (0x6); repeatable")
+    @click.option("--property", "props", multiple=True,
+                  help='KEY=VALUE for the move property list (VALUE as JSON when it parses, e.g. '
+                       '\'Virtual Machine={"format": "CLUSPROP_FORMAT_DWORD", "value": 4}\'); repeatable')
+    @with_wait
+    @dir_option
+    @node_option
+    def group_move(name, to, flags, props, wait, timeout, directory, node):
+        """Move a group (MoveClusterGroupEx): ERROR_IO_PENDING and an operation handle."""
+        pending(directory, node, "Group.move", wait, timeout, name, to, parse_move_flags(flags), parse_props(props))
+
+    @group.command("cancel-move")
+    @click.argument("name")
+    @dir_option
+    @node_option
+    def group_cancel_move(name, directory, node):
+        call(directory, node, "Group.cancel_move", name)
+        click.echo(f"cancelled the move of {name}")
+
+    def parse_move_flags(values):
+        total = 0
+        for value in (v for item in values for v in item.replace("|", ",").split(",") if v.strip()):
+            v = value.strip()
+            key = v.upper() if v.upper().startswith("CLUSAPI_GROUP_MOVE_") else "CLUSAPI_GROUP_MOVE_" + v.upper()
+            if key in moves.FLAGS:
+                total |= moves.FLAGS[key]
+                continue
+            try:
+                total |= int(v, 0)
+            except ValueError:
+                fail(f"unknown move flag {v!r} (known: {', '.join(moves.FLAGS)})", 2)
+        return total
 
     @group.command("set")
     @click.argument("name")
