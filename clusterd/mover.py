@@ -7,6 +7,7 @@ exactly as Group.move does (moves.py): the source stops before the destination s
 """
 import asyncio
 import logging
+import time
 import uuid
 
 from . import pause, placement
@@ -79,7 +80,8 @@ class Mover:
 
     # -- the coordinator's step ----------------------------------------------------------------
     def step(self):
-        """Start a task for each drain, failback and switchover move the database asks for."""
+        """Start a task for each drain, failback (after a resume, or by group policy when a
+        preferred owner is back) and switchover move the database asks for."""
         work = self.node.read(lambda s: (
             [n for n, r in s.get("nodes", {}).items() if r["drain"] == "InProgress"],
             [n for n, r in s.get("nodes", {}).items() if r["failback"] and not r["paused"]],
@@ -91,6 +93,10 @@ class Mover:
         for n in failbacks:
             self._spawn(("failback", n), self._failback(n))
         live = set(self.node.membership.view()["live"])
+        hour = time.localtime().tm_hour  # the failback window is in local wall-clock hours
+        for gid, owner, dest in self.node.read(lambda s: placement.failback_moves(s, live, hour)):
+            log.info("failback of group %s from %s to %s (its failback policy)", gid, owner, dest)
+            self._spawn(("failback-group", gid), self.request_move(owner, gid, dest))
         for handle, phase, participants, reported in requests:
             if phase == "move":
                 self._spawn(("request", handle), self._switchover_move(handle))

@@ -36,3 +36,29 @@ def place_group(state, live, group, exclude=(), load=None, policy=True):
     wanted = set(group["anti_affinity"])
     apart = [n for n in candidates if not wanted & classes[n]] or candidates
     return min(apart, key=lambda n: (counts[n], n))
+
+
+def in_window(hour, start, end):
+    """The failback window [start, end) in hours of the day; it may wrap past midnight; an
+    empty window (start == end) never opens."""
+    return start <= hour < end if start <= end else hour >= start or hour < end
+
+
+def failback_moves(state, live, hour):
+    """Groups a failover put where they are, whose failback policy says to go back now (always,
+    or within the window at this hour), and whose placement now prefers another node: that
+    node comes before the owner in the preferred owners (or the recovery domain's order).
+    [(group id, owner, destination)]; online groups only, none with a move under way."""
+    moves = []
+    for g in state["groups"].values():
+        policy, last = g["failover"], g.get("last_failover")
+        if (policy["failback"] == "prevent" or not last or last["to"] != g["owner"] or g["special"]
+                or g.get("move") or g["persistent_state"] != "online" or g["state"] != "Online"):
+            continue
+        if policy["failback"] == "window" and not in_window(hour, *policy["failback_window"]):
+            continue
+        order = domain_order(g["domain"]) if g.get("domain") else g["preferred_owners"]
+        best = place_group(state, live, g)
+        if best in order and best != g["owner"] and (g["owner"] not in order or order.index(best) < order.index(g["owner"])):
+            moves.append((g["id"], g["owner"], best))
+    return moves

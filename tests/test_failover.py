@@ -121,3 +121,30 @@ def test_an_isolated_owner_never_runs_the_group_beside_its_successor(tmp_path_fa
         assert gone(pid)
         netns.heal(bed)
         assert double_online(read_witness(witness)) == []
+
+
+def test_failback_to_the_preferred_owner_when_it_comes_back(make_cluster, tmp_path):
+    """Failback "immediate": the group fails over when its preferred owner dies, and moves back
+    (the source stops before the destination starts) once that node is running again."""
+    cluster = make_cluster(3)
+    witness = str(tmp_path / "witness.jsonl")
+    (port,) = free_ports(1, 0)
+    with cluster.client("node1") as c:
+        c.Group.create("web")
+        c.Group.set_preferred_owners("web", ["node3"])
+        c.Group.set_failover_policy("web", {"failback": "immediate"})
+        c.Resource.create("web", "web-http", "process", {
+            "args": [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+            "check_tcp": f"127.0.0.1:{port}", "witness": witness, "stop_timeout": 3})
+        assert c.Operation.wait(c.Group.online("web")["handle"], 60)["status"] == "succeeded"
+        g = c.Group.get_record("web")
+    assert g["owner"] == "node3"
+    cluster.kill("node3")
+    g = wait_for(lambda: moved(cluster, "web", "node3", g["resources"][0]["pid"], "node1"), timeout=60,
+                 what="failed over")
+    cluster.start("node3")
+    back = wait_for(lambda: moved(cluster, "web", g["owner"], g["resources"][0]["pid"], "node1"), timeout=60,
+                    what="failed back")
+    assert back["owner"] == "node3"
+    wait_for(lambda: answers(port), what="the port answers from node3")
+    assert double_online(read_witness(witness)) == []

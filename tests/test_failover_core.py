@@ -3,7 +3,9 @@
 A group leaves a lost node only after a committed fence of that node (DESIGN.md invariant 4),
 and a fence speaks only for the absence it was made for.
 """
-from clusterd import failover
+import pytest
+
+from clusterd import failover, moves, pause, placement  # noqa: F401  (they register their handlers)
 
 from builders import AT, booted
 from test_groups_core import code, create_group, create_resource, ok, refused, report, run
@@ -94,3 +96,51 @@ def test_a_resource_failure_moves_only_a_group_that_asked():
     result = run(s, "group.failover", group=gid, to="node1", reason="resource failed", **{"from": "node3"})
     assert code(result) == "INVALID_VALUE"
     assert failover.failed_groups(s) == []
+
+
+# -- failback -----------------------------------------------------------------------------------
+def failed_over(failback="immediate", window=(0, 0)):
+    """web prefers node3, then node1; node3 was lost and fenced, web failed over to node1, and
+    node3 is live again."""
+    s = booted(live=["node1", "node2", "node3"])
+    gid = online_group(s)
+    ok(s, "group.set", group=gid, field="preferred_owners", value=["node3", "node1"])
+    ok(s, "group.set", group=gid, field="failover", value={"failback": failback, "failback_window": list(window)})
+    ok(s, "membership.view", live=["node1", "node2"], by="node1")
+    fence(s)
+    ok(s, "group.failover", group=gid, to="node1", reason="node down", **{"from": "node3"})
+    report(s, "r-web-r", "Online", node="node1")
+    ok(s, "membership.view", live=["node1", "node2", "node3"], by="node1")
+    return s, gid
+
+
+LIVE = ["node1", "node2", "node3"]
+
+
+def test_failback_immediate_goes_back_to_the_preferred_owner_once_it_is_back():
+    s, gid = failed_over()
+    assert placement.failback_moves(s, LIVE, hour=12) == [(gid, "node1", "node3")]
+    assert placement.failback_moves(s, ["node1", "node2"], hour=12) == []  # node3 not live yet
+
+
+@pytest.mark.parametrize("failback, window, hour, back", [
+    ("prevent", (0, 0), 12, False),
+    ("window", (1, 5), 3, True), ("window", (1, 5), 5, False), ("window", (1, 5), 0, False),
+    ("window", (22, 2), 23, True), ("window", (22, 2), 1, True), ("window", (22, 2), 12, False),
+    ("window", (4, 4), 4, False),  # an empty window never opens
+])
+def test_failback_follows_the_policy_and_its_window(failback, window, hour, back):
+    s, gid = failed_over(failback, window)
+    assert placement.failback_moves(s, LIVE, hour) == ([(gid, "node1", "node3")] if back else [])
+
+
+def test_no_failback_to_a_paused_node_nor_during_a_move_nor_after_a_manual_move():
+    s, gid = failed_over()
+    ok(s, "node.pause", node="node3", drain=False, flags=0)
+    assert placement.failback_moves(s, LIVE, 12) == []
+    s, gid = failed_over()
+    ok(s, "group.move", group=gid, to="node2", flags=0, properties={}, handle="m1")  # a client moved it on
+    assert placement.failback_moves(s, LIVE, 12) == []
+    s, gid = failed_over()
+    s["groups"][gid]["state"] = "Pending"  # not settled where it is
+    assert placement.failback_moves(s, LIVE, 12) == []
