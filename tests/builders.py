@@ -1,5 +1,9 @@
-"""Builders of cluster-database states and commands for the pure tests."""
+"""Builders of cluster-database states and commands for the pure tests, and the helpers that
+apply commands to them."""
+import copy
+
 from clusterd import db
+from clusterd.errors import CODES
 
 NAMES = ("node1", "node2", "node3")
 AT = 1_700_000_000.0
@@ -48,3 +52,31 @@ def booted(names=NAMES, live=None):
     if live is not None:
         assert db.apply(s, {"op": "membership.view", "live": list(live), "at": AT + 1, "by": names[0]}) == {"ok": None}
     return s
+
+
+# -- applying commands --------------------------------------------------------------------------
+def run(s, op, **fields):
+    """Apply one command and return its result."""
+    return db.apply(s, {"op": op, "at": fields.pop("at", AT), **fields})
+
+
+def ok(s, op, **fields):
+    result = run(s, op, **fields)
+    assert set(result) == {"ok"}, result
+    return result["ok"]
+
+
+def refused_before_submit(s, op, expected, number=None, **fields):
+    """Refused with `expected` (and its number) by the precheck, so before anything is
+    submitted, and by apply too; the state is exactly what it was."""
+    before = copy.deepcopy(s)
+    cmd = {"op": op, "at": AT, **fields}
+    pre = db.precheck(s, cmd)
+    assert pre is not None and pre["error"]["code"] == expected, pre
+    result = db.apply(s, cmd)
+    assert result["error"]["code"] == expected, result
+    assert result["error"]["number"] == CODES[expected][0]
+    if number is not None:
+        assert result["error"]["number"] == number
+    assert s == before
+    return result["error"]

@@ -4,34 +4,13 @@ import copy
 
 import pytest
 
-from clusterd import db, domains, events, moves, pause, placement  # noqa: F401  (they register their handlers)
-from clusterd.errors import CODES
+from clusterd import domains, events, moves, pause, placement  # noqa: F401  (they register their handlers)
 
-from builders import AT, booted
+from builders import booted, ok, run
+from builders import refused_before_submit as refused
 
 N4 = ("node1", "node2", "node3", "node4")
 PROG = "/usr/local/bin/crg-exit"
-
-
-def run(s, op, **fields):
-    return db.apply(s, {"op": op, "at": fields.pop("at", AT), **fields})
-
-
-def ok(s, op, **fields):
-    result = run(s, op, **fields)
-    assert set(result) == {"ok"}, result
-    return result["ok"]
-
-
-def refused(s, op, expected, **fields):
-    before = copy.deepcopy(s)
-    cmd = {"op": op, "at": AT, **fields}
-    pre = db.precheck(s, cmd)
-    assert pre is not None and pre["error"]["code"] == expected, pre
-    result = db.apply(s, cmd)
-    assert result["error"]["code"] == expected and result["error"]["number"] == CODES[expected][0]
-    assert s == before
-    return result["error"]
 
 
 def world(live=N4, model="primary-backup", nodes=None, program=PROG, online=False):

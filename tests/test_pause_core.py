@@ -1,38 +1,13 @@
 """Pause, drain and resume (ApiPauseNodeEx) through the functional core, and placement with
 paused nodes and recovery domains. No sockets, no processes."""
-import copy
-
 import pytest
 
-from clusterd import db, domains, moves, pause, placement  # noqa: F401  (they register their handlers)
-from clusterd.errors import CODES
+from clusterd import domains, moves, pause, placement  # noqa: F401  (they register their handlers)
 
-from builders import AT, booted
+from builders import booted, ok
+from builders import refused_before_submit as refused
 
 N4 = ("node1", "node2", "node3", "node4")
-
-
-def run(s, op, **fields):
-    return db.apply(s, {"op": op, "at": fields.pop("at", AT), **fields})
-
-
-def ok(s, op, **fields):
-    result = run(s, op, **fields)
-    assert set(result) == {"ok"}, result
-    return result["ok"]
-
-
-def refused(s, op, expected, number=None, **fields):
-    """Refused with `expected` (and its number), by the precheck too, and nothing changed."""
-    before = copy.deepcopy(s)
-    cmd = {"op": op, "at": AT, **fields}
-    assert db.precheck(s, cmd)["error"]["code"] == expected
-    result = db.apply(s, cmd)
-    assert result["error"]["code"] == expected, result
-    assert result["error"]["number"] == CODES[expected][0]
-    if number is not None:
-        assert result["error"]["number"] == number
-    assert s == before
 
 
 def world(live=N4):
