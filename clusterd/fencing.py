@@ -81,14 +81,13 @@ async def fence_process(fencer, down):
     node this leader hears again."""
     if fencer.heard_again(down):
         return False, f"{down} was heard again before the fence"
-    victims, witnessed = [], []
-    for p in fencer.node.replica.read(lambda s: _process_targets(s, down)):
+    victims = []
+    targets = fencer.node.replica.read(lambda s: _process_targets(s, down))
+    for p in targets:
         try:
             proc = psutil.Process(p["pid"])
             if abs(proc.create_time() - p["create_time"]) < 0.01:
                 victims.append(proc)
-                if p.get("witness"):
-                    witnessed.append(p)
         except psutil.NoSuchProcess:
             continue
     for proc in victims:
@@ -103,7 +102,9 @@ async def fence_process(fencer, down):
         alive = [p for p in alive if _runs(p)]
     if alive:
         return False, f"still alive: {[p.pid for p in alive]}"
-    for p in witnessed:  # the fenced node's agent cannot write its stop line: this fence does
+    # the fenced node's agent cannot write its stop line (its process may even have ended just
+    # before the fence, with the daemon killed before it wrote the line): this fence does
+    for p in (t for t in targets if t.get("witness")):
         records.append_line(p["witness"], {"event": "stop", "resource": p["resource"], "node": down,
                                            "t": time.monotonic(), "pid": p["pid"], "by": "fence"})
     return True, f"killed {len(victims)} process(es) of {down}" if victims else f"no process of {down} left"
