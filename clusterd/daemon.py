@@ -19,8 +19,8 @@ async def serve(node):
     loop = asyncio.get_running_loop()
     cfg = node.cfg
     members = node.members
-    m = await membership.start(
-        loop, cfg.heartbeat, name=cfg.name, token=node.token, token_timeout=cfg.token_timeout,
+    m = membership.start(
+        cfg.heartbeat, name=cfg.name, token=node.token, token_timeout=cfg.token_timeout,
         coefficient=cfg.token_coefficient,
         members=lambda: {n: {"heartbeat": x["heartbeat"], "votes": x.get("votes", 1)} for n, x in members().items()})
     node.attach(loop, m)

@@ -12,11 +12,18 @@ token: contact counts only both ways. So a node whose traffic is cut in one dire
 of both sides' views, as a corosync ring would drop it. A node that can send but hears nobody is
 not counted live by the others (they fence it and restart its groups), and a node that hears
 everyone but cannot be heard loses quorum and its lease, and stops its groups.
+
+Heartbeats are sent and received on a thread of their own, as corosync runs apart from the
+resource manager: a daemon whose event loop is busy for a moment (a burst of 10,000 groups)
+still beats, so it is not suspected and fenced for being slow. The loop reads the view.
 """
 import asyncio
 import hashlib
 import hmac
 import logging
+import select
+import socket
+import threading
 import time
 
 import msgpack
@@ -58,9 +65,10 @@ def verify(key, packet):
     return msg
 
 
-class Membership(asyncio.DatagramProtocol):
+class Membership:
     """members() -> {name: {"heartbeat": "host:port", "votes": int}} is read on every beat,
-    so members added or removed through the log are picked up without a restart."""
+    so members added or removed through the log are picked up without a restart. The
+    heartbeat thread and the event loop share the measurements under self.lock."""
 
     def __init__(self, name, token, token_timeout, coefficient, members, on_change=None):
         self.name = name
@@ -75,59 +83,57 @@ class Membership(asyncio.DatagramProtocol):
         self.last_received = {}  # name -> monotonic time of its last good heartbeat of any kind
         self.newest = {}  # name -> (incarnation, seq)
         self.rejected = 0
-        self.transport = None
+        self.sock = None  # the bound UDP socket, once serving
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
         self._view = None
         self._cached = None
 
     # -- measuring -------------------------------------------------------------------------
-    def effective_token(self):
-        return quorum.effective_token(self.token_timeout, self.coefficient, len(self.members()))
-
     def view(self):
         """This node's view; recomputed at most every VIEW_CACHE seconds (writes ask often)."""
         now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > VIEW_CACHE:
-            self._cached = (now, self._compute_view())
-        return self._cached[1]
+        cached = self._cached
+        if cached is None or now - cached[0] > VIEW_CACHE:
+            members = self.members()  # outside self.lock: it reads the database
+            with self.lock:
+                heard = {n: t for n, t in self.last_heard.items() if n in members}
+            live = quorum.live_members(heard, time.monotonic(), self.effective_token(members), self.name)
+            votes = {n: m.get("votes", 1) for n, m in members.items()}
+            cached = self._cached = (now, quorum.view(list(members), votes, live))
+        return cached[1]
 
-    def _compute_view(self):
-        members = self.members()
-        live = quorum.live_members(
-            {n: t for n, t in self.last_heard.items() if n in members},
-            time.monotonic(), self.effective_token(), self.name)
-        votes = {n: m.get("votes", 1) for n, m in members.items()}
-        return quorum.view(list(members), votes, live)
+    def effective_token(self, members=None):
+        return quorum.effective_token(self.token_timeout, self.coefficient, len(members or self.members()))
 
-    # -- the socket ------------------------------------------------------------------------
-    def connection_made(self, transport):
-        self.transport = transport
-
+    # -- receiving and sending -------------------------------------------------------------
     def datagram_received(self, data, addr):
         msg = verify(self.key, data)
-        if msg is None or msg[1] == self.name or msg[1] not in self.members():
+        members = self.members()
+        if msg is None or msg[1] == self.name or msg[1] not in members:
             self.rejected += 1
             return
         _, sender, incarnation, seq, heard = msg
-        if (incarnation, seq) <= self.newest.get(sender, (0, -1)):
-            self.rejected += 1
-            return
-        now = time.monotonic()
-        new_peer = now - self.last_received.get(sender, float("-inf")) > self.effective_token()
-        self.newest[sender] = (incarnation, seq)
-        self.last_received[sender] = now
-        if self.name in heard:
-            self.last_heard[sender] = now
-        if new_peer and self.transport is not None:
+        token = self.effective_token(members)
+        with self.lock:
+            if (incarnation, seq) <= self.newest.get(sender, (0, -1)):
+                self.rejected += 1
+                return
+            now = time.monotonic()
+            new_peer = now - self.last_received.get(sender, float("-inf")) > token
+            self.newest[sender] = (incarnation, seq)
+            self.last_received[sender] = now
+            if self.name in heard:
+                self.last_heard[sender] = now
+        if new_peer and self.sock is not None:
             self.beat()  # tell it at once that we hear it: a (re)joining node is counted a beat sooner
         self._check_change()
-
-    def error_received(self, exc):
-        pass  # ICMP unreachable from a dead peer: expected, nothing to do
 
     def heard(self):
         """The members this node received a heartbeat from within the effective token."""
         now, token = time.monotonic(), self.effective_token()
-        return sorted(n for n, t in self.last_received.items() if now - t <= token)[:MAX_HEARD]
+        with self.lock:
+            return sorted(n for n, t in self.last_received.items() if now - t <= token)[:MAX_HEARD]
 
     def beat(self):
         self.seq += 1
@@ -137,9 +143,9 @@ class Membership(asyncio.DatagramProtocol):
                 continue
             host, port = m["heartbeat"].rsplit(":", 1)
             try:
-                self.transport.sendto(packet, (host, int(port)))
+                self.sock.sendto(packet, (host, int(port)))
             except OSError:
-                pass
+                pass  # a peer that is gone (ICMP unreachable): expected
         self._check_change()
 
     def _check_change(self):
@@ -152,18 +158,50 @@ class Membership(asyncio.DatagramProtocol):
             if self.on_change is not None and old is not None:
                 self.on_change(v)
 
-    async def run(self):
-        """Beat every token/4; between beats, look four times for peers whose token ran out."""
+    # -- the heartbeat thread --------------------------------------------------------------
+    def serve(self):
+        """Beat every token/4; receive meanwhile, and look four times between beats for peers
+        whose token ran out. Runs until stop(); an error is logged, never fatal."""
         interval = self.token_timeout / 4
-        while True:
-            self.beat()
-            for _ in range(4):
-                await asyncio.sleep(interval / 4)
+        next_beat = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.beat()
+                    next_beat = now + interval
+                readable, _, _ = select.select([self.sock], [], [], max(0.0, min(next_beat - now, interval / 4)))
+                while readable:
+                    try:
+                        data, addr = self.sock.recvfrom(MAX_DATAGRAM + 1)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        continue  # an ICMP error from an earlier send
+                    self.datagram_received(data, addr)
                 self._check_change()
+            except Exception:
+                log.exception("heartbeat thread: step failed")
+                time.sleep(interval / 4)
+
+    def stop(self):
+        self._stop.set()
+
+    async def run(self):
+        """Serve on the heartbeat thread for as long as this task runs."""
+        thread = threading.Thread(target=self.serve, name="clusterd-heartbeat", daemon=True)
+        thread.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stop()
 
 
-async def start(loop, bind, **kwargs):
+def start(bind, **kwargs):
+    """A Membership on a UDP socket bound to HOST:PORT (run() serves it)."""
     host, port = bind.rsplit(":", 1)
-    proto = Membership(**kwargs)
-    await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, int(port)))
-    return proto
+    m = Membership(**kwargs)
+    m.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    m.sock.bind((host, int(port)))
+    m.sock.setblocking(False)
+    return m
