@@ -1,5 +1,7 @@
 """The functional core without sockets or processes: db.apply, quorum, membership.verify."""
+import asyncio
 import copy
+import threading
 import time
 import types
 
@@ -786,3 +788,40 @@ def test_a_create_that_cannot_be_applied_changes_nothing():
     with pytest.raises(KeyError):
         db.apply(s, create_cmd(["node1", "node2"], cluster_host_ids=ch_ids(["node1"])))
     assert s == before
+
+
+def test_heartbeats_go_on_while_the_event_loop_is_busy():
+    """The heartbeat thread beats whatever the daemon's event loop does: a loop blocked for
+    three tokens does not make its node look dead to a peer."""
+    from clusterctl.launcher import free_ports
+    a_port, b_port = free_ports(0, 2)
+    members = {"a": {"heartbeat": f"127.0.0.1:{a_port}"}, "b": {"heartbeat": f"127.0.0.1:{b_port}"}}
+    a = membership.start(f"127.0.0.1:{a_port}", name="a", token=TOKEN, token_timeout=0.4, coefficient=0.0,
+                         members=lambda: members)
+    b = membership.start(f"127.0.0.1:{b_port}", name="b", token=TOKEN, token_timeout=0.4, coefficient=0.0,
+                         members=lambda: members)
+    seen = []
+
+    async def main():
+        task = asyncio.ensure_future(a.run())
+        await asyncio.sleep(0.5)
+        time.sleep(1.2)  # the loop is blocked for three tokens
+        await asyncio.sleep(0)
+        task.cancel()
+    watcher = threading.Thread(target=b.serve, daemon=True)
+    watcher.start()
+    deadline = time.monotonic() + 0.5
+    try:
+        loop_thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+        loop_thread.start()
+        while loop_thread.is_alive():
+            if time.monotonic() > deadline:
+                seen.append("a" in b.view()["live"])
+            time.sleep(0.05)
+    finally:
+        b.stop()
+        a.stop()
+        watcher.join(2)
+        a.sock.close()
+        b.sock.close()
+    assert len(seen) > 10 and all(seen), seen
