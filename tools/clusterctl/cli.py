@@ -12,6 +12,7 @@ from clusterd.client import Client
 from clusterd.errors import ClusterError
 
 from . import groups_cli, netns
+from .chaos import cli as chaos_cli
 from .launcher import LauncherError, LocalCluster
 
 console = Console()
@@ -420,6 +421,7 @@ def fault_capabilities(as_json):
         click.echo(f"{k}: {', '.join(v) if isinstance(v, list) else v}")
 
 
+chaos_cli.register(cli, fail)
 groups_cli.register(cli, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,
                          "client_for": client_for, "fail": fail, "print_json": print_json, "console": console})
 

@@ -1,0 +1,213 @@
+"""One chaos run, end to end: a fresh cluster in its own temporary dir, groups with witnessed
+resources, workload + sampler + the fault schedule, heal, convergence, final state, checkers,
+report. Whatever happens (an error, Ctrl-C), every fault is healed and the cluster destroyed."""
+import asyncio
+import json
+import os
+import tempfile
+import time
+
+from clusterd.client import Client
+
+from .. import netns
+from ..checkers import read_witness
+from ..launcher import LocalCluster
+from . import checkers, history, linear, report, schedule
+from .nemesis import Nemesis
+from .sampler import Sampler
+from .workload import OP_TIMEOUT, Workload, move_supported
+
+GROUPS = 3
+CONVERGE_BOUND = 60.0  # seconds after the heal for every node to report one state
+TOKEN_TIMEOUT, TOKEN_COEFFICIENT = 1.0, 0.65
+
+
+class ChaosError(Exception):
+    pass
+
+
+def missing_capability(scenario):
+    """Why this machine cannot run the scenario, or None."""
+    if not scenario.needs_root:
+        return None
+    caps = netns.capabilities()
+    if not caps["root"]:
+        return f"scenario {scenario.name} cuts the network: it needs root (not root)"
+    if not caps["netns"]:
+        return f"scenario {scenario.name} needs network namespaces (`ip netns add` failed)"
+    if not caps["nft"]:
+        return f"scenario {scenario.name} needs nftables (`nft` not found)"
+    return None
+
+
+def effective_token(n):
+    return TOKEN_TIMEOUT + max(0, n - 2) * TOKEN_COEFFICIENT
+
+
+def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=print):
+    """Run a scenario; write the report into report_dir; return the results dict."""
+    n = nodes or scenario.nodes
+    steps = schedule.generate(scenario, seed, duration, n, GROUPS)
+    why = missing_capability(scenario)
+    if why:
+        raise ChaosError(why)
+    os.makedirs(report_dir, exist_ok=True)
+    paths = {k: os.path.join(report_dir, f) for k, f in
+             (("history", "history.jsonl"), ("witness", "witness.jsonl"), ("final", "final.json"))}
+    for p in paths.values():
+        if os.path.exists(p):
+            os.remove(p)
+    hist = history.History(paths["history"])
+    cluster = LocalCluster(tempfile.mkdtemp(prefix="cd-chaos-", dir="/tmp"))
+    began = time.monotonic()
+    nemesis = None
+    try:
+        say(f"chaos {scenario.name} seed {seed}: {n} nodes, {len(steps)} faults over {duration} s, cluster in {cluster.dir}")
+        cluster.create(n, TOKEN_TIMEOUT, TOKEN_COEFFICIENT, xapi=False, use_netns=scenario.needs_root)
+        for name in [x["name"] for x in cluster.meta()["nodes"]]:
+            cluster.start(name)
+        cluster.wait_quorate(60)
+        nemesis = Nemesis(cluster, hist, paths["witness"])
+        nemesis.resources = make_groups(cluster, paths["witness"])
+        say(f"quorate, {GROUPS} groups online; running the schedule")
+        final, timing = asyncio.run(_run(cluster, hist, nemesis, steps, duration, seed, say))
+    finally:
+        if nemesis is not None:
+            try:
+                nemesis.heal_all()
+            except Exception as e:  # keep going: the cluster must still be destroyed
+                say(f"heal failed: {e}")
+        hist.close()
+        cluster.destroy()
+    with open(paths["final"], "w") as f:
+        json.dump(final, f, indent=2, sort_keys=True)
+    results = evaluate(history.read(paths["history"]), read_witness(paths["witness"]), final,
+                       names=[f"node{i + 1}" for i in range(n)], bound=effective_token(n) + tolerance,
+                       timing=timing)
+    results.update(scenario=scenario.name, seed=seed, duration=duration, nodes=n, schedule=steps,
+                   wall_seconds=round(time.monotonic() - began, 1), tolerance=tolerance,
+                   resource_names={rid: g for g, rid in nemesis.resources.items()})
+    report.write(report_dir, results, history.read(paths["history"]), read_witness(paths["witness"]))
+    return results
+
+
+def make_groups(cluster, witness, count=GROUPS):
+    """`count` groups g0.., each one process resource (`sleep`) that writes the shared witness."""
+    creds = cluster.credentials()
+    out = {}
+    with Client(cluster.meta()["nodes"][0]["api"], creds["user"], creds["password"], timeout=30) as c:
+        for i in range(count):
+            g = f"g{i}"
+            c.Group.create(g)
+            props = {"args": ["sleep", "3600"], "stop_timeout": 3}
+            c.Resource.create(g, f"{g}-r", "process", dict(props, witness=witness) if witness else props)
+            op = c.Operation.wait(c.Group.online(g)["handle"], 60)
+            if op["status"] != "succeeded":
+                raise ChaosError(f"group {g} did not come online: {op}")
+            out[g] = c.Group.get_record(g)["resources"][0]["id"]
+    return out
+
+
+async def _run(cluster, hist, nemesis, steps, duration, seed, say):
+    stop_work, stop_sampling = asyncio.Event(), asyncio.Event()
+    sampler = Sampler(cluster, hist, nemesis)
+    move = await move_supported(cluster)
+    hist.add("note", what="move supported" if move else "move unsupported")
+    work = Workload(cluster, hist, [f"g{i}" for i in range(GROUPS)], seed, move=move)
+    t0 = time.monotonic()
+    hist.add("note", what="start", t=t0)
+    sampling = asyncio.ensure_future(sampler.run(stop_sampling))
+    working = asyncio.ensure_future(work.run(stop_work))
+    try:
+        for step in steps:
+            await asyncio.sleep(max(0.0, t0 + step["at"] - time.monotonic()))
+            rec = await asyncio.to_thread(nemesis.start, step)
+            say(f"  {time.monotonic() - t0:5.1f} s  {step['fault']} {_describe(rec['params'])}")
+            try:
+                await asyncio.sleep(step["hold"])
+            finally:
+                await asyncio.to_thread(nemesis.stop, rec)
+            say(f"  {time.monotonic() - t0:5.1f} s  healed {step['fault']}")
+        await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
+    finally:
+        stop_work.set()
+        await asyncio.wait_for(working, OP_TIMEOUT * 4)
+        await asyncio.to_thread(nemesis.heal_all)
+    healed = time.monotonic()
+    hist.add("note", what="healed", t=healed)
+    converged = await converge(sampler, healed)
+    say(f"  {time.monotonic() - t0:5.1f} s  " + (f"converged {converged['seconds']} s after the heal"
+                                                if converged["valid"] else "did NOT converge"))
+    stop_sampling.set()
+    await sampling
+    await sampler.close()
+    final = await asyncio.to_thread(final_state, cluster)
+    return final, {"t0": t0, "healed": healed, "end": time.monotonic()}
+
+
+async def converge(sampler, healed):
+    """Ask every node for its state hash until they agree (two rounds in a row) or the bound."""
+    names = list(sampler.nodes)
+    samples, agreed = [], 0
+    while time.monotonic() - healed < CONVERGE_BOUND + 5:
+        samples += await sampler.sample_round(kind="converge")
+        verdict = checkers.convergence(samples[-len(names):], names, healed, CONVERGE_BOUND)
+        agreed = agreed + 1 if verdict["valid"] else 0
+        if agreed >= 2:
+            break
+        await asyncio.sleep(0.5)
+    return checkers.convergence(samples, names, healed, CONVERGE_BOUND)
+
+
+def final_state(cluster):
+    """other_config and each group's persistent state, from the first node that is quorate."""
+    creds = cluster.credentials()
+    for n in cluster.meta()["nodes"]:
+        try:
+            with Client(n["api"], creds["user"], creds["password"], timeout=10) as c:
+                if not c.Node.status()["is_quorate"]:
+                    continue
+                ref = c.Cluster.get_all()[0]
+                return {"node": n["name"], "other_config": c.Cluster.get_other_config(ref),
+                        "groups": {g["name"]: g["persistent_state"] for g in c.Group.get_all_records()
+                                   if g["name"].startswith("g")},
+                        "owners": {g["name"]: g["owner"] for g in c.Group.get_all_records()}}
+        except Exception:  # that node did not answer: try the next
+            continue
+    return {"node": None, "other_config": {}, "groups": {}, "error": "no quorate node answered"}
+
+
+def _describe(params):
+    shown = {k: v for k, v in params.items() if k in ("target", "sides", "minority", "direction", "percent",
+                                                       "group", "skipped", "bridge")}
+    return " ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def evaluate(records, witness, final, names, bound, timing):
+    """The verdicts and the numbers of a run, from what it recorded (pure)."""
+    ops = history.operations(records)
+    t0 = timing["t0"]
+    verdicts = {
+        "no_double_online": checkers.no_double_online(witness),
+        "nothing_lost": checkers.nothing_lost(ops, final) if final.get("node") else
+        {"valid": False, "detail": final.get("error", "no final state")},
+        "convergence": checkers.convergence([r for r in records if r["type"] == "converge"], names,
+                                            timing["healed"], CONVERGE_BOUND),
+        "cas_linearizable": linear.check(ops),
+        "quorum_truth": checkers.quorum_truth(records, names, bound),
+    }
+    counts = {}
+    for o in ops:
+        counts.setdefault(o["op"], {"ok": 0, "fail": 0, "unknown": 0})[o["type"]] += 1
+    fault_list = checkers.faults(records)
+    return {
+        "valid": all(v["valid"] for v in verdicts.values()),
+        "verdicts": verdicts,
+        "op_counts": counts,
+        "faults": [{"id": f["id"], "fault": f["fault"], "start": round(f["start"] - t0, 2),
+                    "stop": round(f["stop"] - t0, 2) if f["stop"] != float("inf") else None,
+                    **{k: f.get(k) for k in ("target", "sides", "cuts", "victims", "percent", "skipped")
+                       if f.get(k) is not None}} for f in fault_list],
+        "failover_times": checkers.failover_times(witness, fault_list),
+        "notes": [r["what"] for r in records if r["type"] == "note" and "move" in r.get("what", "")],
+    }
