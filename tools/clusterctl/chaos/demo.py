@@ -3,8 +3,12 @@ view of every node's own report (quorate, leader, live_hosts) and where each gro
 step is narrated in one line. Without a TTY (or with plain=True) it prints the narration and a
 plain table after each step. Its cluster lives in its own temporary dir, destroyed at the end."""
 import asyncio
+import os
 import tempfile
 import time
+import tomllib
+
+import tomli_w
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -12,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import netns
+from ..checkers import read_witness
 from ..launcher import LauncherError, LocalCluster
 from .nemesis import Nemesis
 from .runner import make_groups
@@ -46,12 +51,13 @@ class Demo:
         self.lines, self.st, self.live = [], None, None
         self.t0 = time.monotonic()
         self.clients = {}
+        self.witness = os.path.join(self.cluster.dir, "witness.jsonl")
 
     def say(self, line):
         line = f"[{time.monotonic() - self.t0:5.1f} s] {line}"
         self.lines.append(line)
         if self.plain:
-            self.console.print(line, highlight=False)
+            self.console.print(line, highlight=False, soft_wrap=True)
         self.refresh()
 
     def view(self):
@@ -79,6 +85,10 @@ class Demo:
             await asyncio.sleep(0.4)
         raise DemoError(f"{what}: not seen within {STEP_TIMEOUT:.0f} s")
 
+    def stopped_on(self, nodes):
+        """How many stop lines the given nodes wrote in the witness since the partition."""
+        return sum(1 for r in read_witness(self.witness) if r.get("event") == "stop" and r.get("node") in nodes)
+
     def show_table(self):
         if self.plain and self.st:
             self.console.print(table(self.st))
@@ -97,18 +107,21 @@ class Demo:
         await asyncio.to_thread(nemesis.start, {"fault": "partition-halves", "params": {"minority": MINORITY}})
         self.say(f"partition {','.join(major)} | {','.join(minor)}: each side hears only itself")
         took = await self.until("the minority to lose quorum",
-                                lambda st: all(n(st, x)["is_quorate"] is not True for x in minor)
+                                lambda st: all(n(st, x)["is_quorate"] is False for x in minor)
                                 and all(n(st, x)["is_quorate"] for x in major))
-        self.say(f"after {took:.1f} s: {','.join(minor)} report not quorate; {','.join(major)} stay quorate "
-                 f"with live_hosts 3")
+        self.say(f"after {took:.1f} s: {','.join(minor)} report not quorate (live_hosts 2 < quorum 3); "
+                 f"{','.join(major)} stay quorate with live_hosts 3")
         self.show_table()
+        took = await self.until("the minority to stop its groups", lambda st: self.stopped_on(minor) >= len(on_minority))
+        self.say(f"after {took:.1f} s more: {','.join(minor)} stopped their groups themselves "
+                 f"({', '.join(on_minority) or 'none'}): no quorum, no lease")
         took = await self.until("the minority's groups to run on the majority",
                                 lambda st: all(g["owner"] in major and g["state"] == "Online" for g in groups(st)))
-        self.say(f"after {took:.1f} s more: the minority stopped {', '.join(on_minority) or 'no groups'}; "
-                 f"the majority fenced it and runs every group")
+        self.say(f"after {took:.1f} s more (the watchdog fence delay): the majority restarted them and "
+                 f"runs every group")
         self.show_table()
         await asyncio.to_thread(nemesis.heal_all)
-        self.say("healed: rules flushed, fenced daemons started again")
+        self.say("healed: every nftables rule flushed")
         took = await self.until("every node to rejoin",
                                 lambda st: all(x["is_quorate"] and x["live_hosts"] == NODES for x in st["nodes"]))
         self.say(f"after {took:.1f} s: all 5 nodes rejoined, quorate, live_hosts 5; leader {self.st['cluster']['leader']}")
@@ -120,6 +133,18 @@ class Demo:
         finally:
             for c in self.clients.values():
                 await c.close()
+
+
+def watchdog_fencing(cluster):
+    """The watchdog fence (the default of a real cluster) instead of the launcher's process
+    fence: the majority waits out the fence delay while the minority, alive, stops its groups
+    itself; so the demo shows the minority without quorum rather than killed."""
+    for node in cluster.meta()["nodes"]:
+        with open(node["config"], "rb") as f:
+            cfg = tomllib.load(f)
+        cfg["fence_agent"] = "watchdog"
+        with open(node["config"], "wb") as f:
+            tomli_w.dump(cfg, f)
 
 
 def run_demo(plain=False, console=None):
@@ -134,12 +159,13 @@ def run_demo(plain=False, console=None):
     try:
         demo.say(f"starting 5 nodes, each in its own network namespace ({demo.cluster.dir})")
         demo.cluster.create(NODES, xapi=False, use_netns=True)
+        watchdog_fencing(demo.cluster)
         for name in demo.names:
             demo.cluster.start(name)
         demo.cluster.wait_quorate(60)
         hist = History(f"{demo.cluster.dir}/demo-history.jsonl")
         nemesis = Nemesis(demo.cluster, hist)
-        make_groups(demo.cluster, None, count=NODES)
+        make_groups(demo.cluster, demo.witness, count=NODES)
         if demo.plain:
             asyncio.run(demo.main(nemesis))
         else:
