@@ -51,7 +51,10 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     why = missing_capability(scenario)
     if why:
         raise ChaosError(why)
-    os.makedirs(report_dir, exist_ok=True)
+    try:
+        os.makedirs(report_dir, exist_ok=True)
+    except OSError as e:
+        raise ChaosError(f"cannot make the report dir {report_dir}: {e.strerror or e}") from None
     paths = {k: os.path.join(report_dir, f) for k, f in
              (("history", "history.jsonl"), ("witness", "witness.jsonl"), ("final", "final.json"))}
     for p in paths.values():
@@ -84,9 +87,12 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     results = evaluate(history.read(paths["history"]), read_witness(paths["witness"]), final,
                        names=[f"node{i + 1}" for i in range(n)], bound=effective_token(n) + tolerance,
                        timing=timing)
+    names = {rid: g for g, rid in nemesis.resources.items()}
+    for f in results["failover_times"]:
+        f["group"] = names.get(f["resource"])
     results.update(scenario=scenario.name, seed=seed, duration=duration, nodes=n, schedule=steps,
                    wall_seconds=round(time.monotonic() - began, 1), tolerance=tolerance,
-                   resource_names={rid: g for g, rid in nemesis.resources.items()})
+                   resource_names=names)
     report.write(report_dir, results, history.read(paths["history"]), read_witness(paths["witness"]))
     return results
 
