@@ -203,3 +203,55 @@ def test_the_same_seed_gives_the_same_schedule_and_another_seed_another():
 def test_the_smoke_schedule_is_one_kill_one_partition_one_isolated_leader():
     steps = generate(SCENARIOS["smoke"], 1, SCENARIOS["smoke"].duration)
     assert [s["fault"] for s in steps] == ["kill", "partition-halves", "isolate-leader"]
+
+
+# -- the nemesis's cuts (no cluster needed to compute them) -----------------------------------
+class FakeCluster:
+    def meta(self):
+        return {"nodes": [{"name": f"node{i}"} for i in range(1, 6)]}
+
+    def testbed(self):
+        return None
+
+
+def cuts(fault, params, leader=None):
+    from clusterctl.chaos.nemesis import Nemesis
+    n = Nemesis(FakeCluster(), history=None)
+    if leader:
+        n.latest = {x: {"reachable": True, "leader": leader} for x in n.names}
+    p = dict(params)
+    got = {(n.names[a], n.names[b]) for a, b in n._cuts({"fault": fault, "params": params}, p)}
+    return got, p
+
+
+def test_a_bridge_node_is_heard_by_both_halves_which_do_not_hear_each_other():
+    got, _ = cuts("bridge", {"bridge": 2, "left": [0, 1], "right": [3, 4]})
+    assert ("node1", "node4") in got and ("node4", "node1") in got
+    assert not [c for c in got if "node3" in c]
+    assert all(len(checkers.heard(x, [f"node{i}" for i in range(1, 6)], got)) == 3
+               for x in ("node1", "node2", "node4", "node5"))
+
+
+def test_isolating_the_leader_cuts_it_both_ways_and_one_way_cuts_one_way():
+    got, p = cuts("isolate-leader", {}, leader="node4")
+    assert p["sides"] == [["node4"], ["node1", "node2", "node3", "node5"]] and len(got) == 8
+    deaf, _ = cuts("one-way", {"node": 0, "direction": "deaf"})
+    assert deaf == {(f"node{i}", "node1") for i in range(2, 6)}
+    mute, _ = cuts("one-way", {"node": 0, "direction": "mute"})
+    assert mute == {("node1", f"node{i}") for i in range(2, 6)}
+
+
+# -- the client's part in telling ok / fail / unknown apart -----------------------------------
+def test_a_refused_retry_after_write_unknown_is_still_unknown():
+    import pytest
+
+    from clusterd.client import _settled
+    from clusterd.errors import ClusterError
+    refused = {"error": {"code": "CLUSTER_NOT_QUORATE", "number": 0, "message": "", "params": []}}
+    with pytest.raises(ClusterError) as e:
+        _settled(refused, uncertain=True)
+    assert e.value.code == "CLUSTER_WRITE_UNKNOWN"
+    with pytest.raises(ClusterError) as e:
+        _settled(refused, uncertain=False)
+    assert e.value.code == "CLUSTER_NOT_QUORATE"
+    assert _settled({"ok": 5}, uncertain=True) == 5

@@ -45,16 +45,17 @@ class Nemesis:
         others = [i for i in range(len(self.names)) if i != index]
         return [[index], others]
 
-    def _sides(self, step):
-        """The sides of a partition fault, as node index lists (None: not a partition)."""
-        p, n = step["params"], len(self.names)
+    def _sides(self, step, p):
+        """The sides of a partition fault, as node index lists (None: not a partition); what it
+        resolved (the owner found) goes into p, the fault's recorded params."""
+        n = len(self.names)
         if step["fault"] == "partition-halves":
             return [p["minority"], [i for i in range(n) if i not in p["minority"]]]
         if step["fault"] == "isolate-leader":
             leader = self.leader()
             return self._isolate(self.names.index(leader) if leader in self.names else 0)
-        if step["fault"] == "isolate-owner":
-            owner = self.owner(p["group"])
+        if step["fault"] == "isolate-owner":  # a group offline right now has no owner: node1 then
+            owner = p["owner"] = self.owner(p["group"])
             return self._isolate(self.names.index(owner) if owner in self.names else 0)
         return None
 
@@ -91,7 +92,7 @@ class Nemesis:
 
     def _cuts(self, step, p):
         n = len(self.names)
-        sides = self._sides(step)
+        sides = self._sides(step, p)
         if sides:
             p["sides"] = [[self.names[i] for i in s] for s in sides]
             return [(a, b) for s, t in itertools.permutations(sides, 2) for a in s for b in t]
@@ -99,6 +100,7 @@ class Nemesis:
             left, right = p["left"], p["right"]
             return [(a, b) for a in left for b in right] + [(b, a) for a in left for b in right]
         if step["fault"] == "one-way":
+            p["target"] = self.names[p["node"]]
             others = [i for i in range(n) if i != p["node"]]
             return [(o, p["node"]) for o in others] if p["direction"] == "deaf" else [(p["node"], o) for o in others]
         return []

@@ -185,7 +185,7 @@ def final_state(cluster):
 
 def _describe(params):
     shown = {k: v for k, v in params.items() if k in ("target", "sides", "minority", "direction", "percent",
-                                                       "group", "skipped", "bridge")}
+                                                       "group", "owner", "skipped", "bridge")}
     return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
