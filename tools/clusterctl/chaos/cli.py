@@ -35,6 +35,10 @@ duration_option = click.option("--duration", type=click.IntRange(20, 3600), defa
                                help="seconds of faults (default: the scenario's)")
 nodes_option = click.option("--nodes", type=click.IntRange(3, 7), default=None,
                             help="cluster size (default: the scenario's)")
+fence_option = click.option("--fence", type=click.Choice(["process", "watchdog"]), default="process",
+                            show_default=True,
+                            help="how the leader fences a lost node: kill it (process) or wait the fence "
+                                 "delay while it stops its resources itself (watchdog; network faults only)")
 tolerance_option = click.option("--tolerance", type=click.FloatRange(0, 60), default=3.0, show_default=True,
                                 help="seconds beyond the effective token for a minority to report not quorate")
 
@@ -60,16 +64,17 @@ def register(cli, fail):
     @duration_option
     @nodes_option
     @tolerance_option
+    @fence_option
     @click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False),
                   help="dir for results.json, timeline.svg, index.html, history.jsonl, witness.jsonl")
-    def chaos_run(name, seed, duration, nodes, tolerance, report_dir):
+    def chaos_run(name, seed, duration, nodes, tolerance, fence, report_dir):
         """Run one scenario; exit 1 when a checker fails."""
         from .runner import ChaosError, run
         from .schedule import ScheduleError
         scenario = _scenario(name)
         try:
             results = run(scenario, seed, duration or scenario.duration, report_dir, nodes, tolerance,
-                          say=click.echo)
+                          say=click.echo, fence=fence)
         except (ChaosError, ScheduleError) as e:
             fail(str(e), 2)
         for check, verdict in results["verdicts"].items():
@@ -84,9 +89,10 @@ def register(cli, fail):
     @duration_option
     @nodes_option
     @tolerance_option
+    @fence_option
     @click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False),
                   help="one subdir per seed, and summary.json")
-    def chaos_batch(name, seed_text, duration, nodes, tolerance, report_dir):
+    def chaos_batch(name, seed_text, duration, nodes, tolerance, fence, report_dir):
         """Run a scenario once per seed; print a summary table; exit 1 when any run fails."""
         from rich.console import Console
         from rich.table import Table
@@ -97,7 +103,7 @@ def register(cli, fail):
         for seed in seeds:
             try:
                 r = run(scenario, seed, duration or scenario.duration, os.path.join(report_dir, f"seed-{seed}"),
-                        nodes, tolerance, say=lambda line: None)
+                        nodes, tolerance, say=lambda line: None, fence=fence)
                 rows.append({"seed": seed, "valid": r["valid"], "wall": r["wall_seconds"],
                              "faults": len(r["faults"]),
                              "failed": [k for k, v in r["verdicts"].items() if not v["valid"]],

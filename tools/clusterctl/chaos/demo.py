@@ -6,9 +6,6 @@ import asyncio
 import os
 import tempfile
 import time
-import tomllib
-
-import tomli_w
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -19,7 +16,7 @@ from .. import netns
 from ..checkers import read_witness
 from ..launcher import LauncherError, LocalCluster
 from .nemesis import Nemesis
-from .runner import make_groups
+from .runner import make_groups, set_fence_agent
 from .history import History
 
 NODES, MAJORITY, MINORITY = 5, [0, 1, 2], [3, 4]
@@ -135,18 +132,6 @@ class Demo:
                 await c.close()
 
 
-def watchdog_fencing(cluster):
-    """The watchdog fence (the default of a real cluster) instead of the launcher's process
-    fence: the majority waits out the fence delay while the minority, alive, stops its groups
-    itself; so the demo shows the minority without quorum rather than killed."""
-    for node in cluster.meta()["nodes"]:
-        with open(node["config"], "rb") as f:
-            cfg = tomllib.load(f)
-        cfg["fence_agent"] = "watchdog"
-        with open(node["config"], "wb") as f:
-            tomli_w.dump(cfg, f)
-
-
 def run_demo(plain=False, console=None):
     caps = netns.capabilities()
     for need, why in (("root", "root (it creates namespaces and nftables rules)"), ("netns", "`ip netns`"),
@@ -159,7 +144,9 @@ def run_demo(plain=False, console=None):
     try:
         demo.say(f"starting 5 nodes, each in its own network namespace ({demo.cluster.dir})")
         demo.cluster.create(NODES, xapi=False, use_netns=True)
-        watchdog_fencing(demo.cluster)
+        # the watchdog fence (a real cluster's default), not the launcher's process fence: the
+        # minority stays alive, without quorum, and stops its groups itself
+        set_fence_agent(demo.cluster, "watchdog")
         for name in demo.names:
             demo.cluster.start(name)
         demo.cluster.wait_quorate(60)

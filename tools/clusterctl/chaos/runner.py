@@ -6,6 +6,9 @@ import json
 import os
 import tempfile
 import time
+import tomllib
+
+import tomli_w
 
 from clusterd.client import Client
 
@@ -14,6 +17,7 @@ from ..checkers import read_witness
 from ..launcher import LocalCluster
 from . import checkers, history, linear, report, schedule
 from .nemesis import Nemesis
+from .scenarios import PROCESS_FAULTS
 from .sampler import Sampler
 from .workload import OP_TIMEOUT, Workload, move_supported
 
@@ -44,10 +48,28 @@ def effective_token(n):
     return TOKEN_TIMEOUT + max(0, n - 2) * TOKEN_COEFFICIENT
 
 
-def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=print):
-    """Run a scenario; write the report into report_dir; return the results dict."""
+def set_fence_agent(cluster, agent):
+    """Every node's config fences with `agent` (the launcher writes `process`)."""
+    for node in cluster.meta()["nodes"]:
+        with open(node["config"], "rb") as f:
+            cfg = tomllib.load(f)
+        cfg["fence_agent"] = agent
+        with open(node["config"], "wb") as f:
+            tomli_w.dump(cfg, f)
+
+
+def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=print, fence="process"):
+    """Run a scenario; write the report into report_dir; return the results dict.
+
+    fence "process" (the local launcher's): the leader kills a lost node's daemon and resources.
+    fence "watchdog": it waits the fence delay, and the lost node must stop its resources itself;
+    only for network faults, since a daemon killed or paused on this one host leaves its
+    resources running, which no real host would."""
     n = nodes or scenario.nodes
     steps = schedule.generate(scenario, seed, duration, n, GROUPS)
+    if fence == "watchdog" and any(f in PROCESS_FAULTS for f in scenario.faults):
+        raise ChaosError(f"scenario {scenario.name} kills or pauses daemons: on one host that leaves their "
+                         "resources running, so it needs the process fence (--fence process)")
     why = missing_capability(scenario)
     if why:
         raise ChaosError(why)
@@ -65,8 +87,10 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     began = time.monotonic()
     nemesis = None
     try:
-        say(f"chaos {scenario.name} seed {seed}: {n} nodes, {len(steps)} faults over {duration} s, cluster in {cluster.dir}")
+        say(f"chaos {scenario.name} seed {seed}: {n} nodes, {len(steps)} faults over {duration} s, "
+            f"{fence} fence, cluster in {cluster.dir}")
         cluster.create(n, TOKEN_TIMEOUT, TOKEN_COEFFICIENT, xapi=False, use_netns=scenario.needs_root)
+        set_fence_agent(cluster, fence)
         for name in [x["name"] for x in cluster.meta()["nodes"]]:
             cluster.start(name)
         cluster.wait_quorate(60)
@@ -92,7 +116,7 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
         f["group"] = names.get(f["resource"])
     results.update(scenario=scenario.name, seed=seed, duration=duration, nodes=n, schedule=steps,
                    wall_seconds=round(time.monotonic() - began, 1), tolerance=tolerance,
-                   resource_names=names)
+                   resource_names=names, fence=fence)
     report.write(report_dir, results, history.read(paths["history"]), read_witness(paths["witness"]))
     return results
 
