@@ -110,14 +110,15 @@ class Nemesis:
             raise NemesisError(f"the {kind} fault needs the network-namespace testbed (root and nftables)")
 
     def stop(self, rec):
-        """Heal one fault (a killed node is started again)."""
+        """Heal one fault; then every daemon not running (killed by us, or by a fence while it
+        was cut off) is started again, so that the next fault meets a whole cluster."""
         kind, p = rec["fault"], rec["params"]
-        if kind == "kill" and not p.get("skipped"):
-            self._start_if_down(p["target"])
-        elif kind == "pause":
+        if kind == "pause":
             self._resume(p["target"])
-        elif self.bed:
+        elif kind != "kill" and self.bed:
             netns.heal(self.bed)
+        for name in self.names:
+            self._start_if_down(name)
         self.history.add("nemesis", phase="stop", fault=kind, id=rec["id"])
 
     def _resume(self, name):
