@@ -54,9 +54,14 @@ class Nemesis:
         if step["fault"] == "isolate-leader":
             leader = self.leader()
             return self._isolate(self.names.index(leader) if leader in self.names else 0)
-        if step["fault"] == "isolate-owner":  # a group offline right now has no owner: node1 then
-            owner = p["owner"] = self.owner(p["group"])
-            return self._isolate(self.names.index(owner) if owner in self.names else 0)
+        if step["fault"] == "isolate-owner":  # the drawn group, else the first one running now
+            for group in [p["group"]] + sorted(self.resources):
+                owner = self.owner(group)
+                if owner in self.names:
+                    p.update(group=group, owner=owner)
+                    return self._isolate(self.names.index(owner))
+            p["owner"] = None  # nothing runs anywhere: isolate node1
+            return self._isolate(0)
         return None
 
     # -- faults ------------------------------------------------------------------------------
