@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import signal
 
 import click
 
@@ -43,6 +44,13 @@ tolerance_option = click.option("--tolerance", type=click.FloatRange(0, 60), def
                                 help="seconds beyond the effective token for a minority to report not quorate")
 
 
+def _interrupt_on_sigterm():
+    """SIGTERM unwinds like Ctrl-C, so that every fault is healed and the cluster removed."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
+
+
 def register(cli, fail):
     @cli.group("chaos")
     def chaos():
@@ -72,6 +80,7 @@ def register(cli, fail):
         from .runner import ChaosError, run
         from .schedule import ScheduleError
         scenario = _scenario(name)
+        _interrupt_on_sigterm()
         try:
             results = run(scenario, seed, duration or scenario.duration, report_dir, nodes, tolerance,
                           say=click.echo, fence=fence)
@@ -99,6 +108,7 @@ def register(cli, fail):
         from .runner import ChaosError, run
         from .schedule import ScheduleError
         scenario, seeds = _scenario(name), _seeds(seed_text)
+        _interrupt_on_sigterm()
         rows = []
         for seed in seeds:
             try:
@@ -134,6 +144,7 @@ def register(cli, fail):
         """5 nodes (netns, root): partition 3|2, the majority keeps quorum and its groups, the
         minority loses both; heal and rejoin. Under 2 minutes; leaves nothing behind."""
         from .demo import DemoError, run_demo
+        _interrupt_on_sigterm()
         try:
             ok = run_demo(plain=plain)
         except DemoError as e:
