@@ -121,7 +121,7 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     return results
 
 
-def make_groups(cluster, witness, count=GROUPS):
+def make_groups(cluster, witness, count=GROUPS, stop_timeout=3):
     """`count` groups g0.., each one process resource (`sleep`) that writes the shared witness."""
     creds = cluster.credentials()
     out = {}
@@ -129,7 +129,7 @@ def make_groups(cluster, witness, count=GROUPS):
         for i in range(count):
             g = f"g{i}"
             c.Group.create(g)
-            props = {"args": ["sleep", "3600"], "stop_timeout": 3}
+            props = {"args": ["sleep", "3600"], "stop_timeout": stop_timeout}
             c.Resource.create(g, f"{g}-r", "process", dict(props, witness=witness) if witness else props)
             op = c.Operation.wait(c.Group.online(g)["handle"], 60)
             if op["status"] != "succeeded":
