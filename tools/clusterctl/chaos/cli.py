@@ -6,7 +6,14 @@ import signal
 
 import click
 
+from clusterd.errors import ClusterError
+
+from ..launcher import LauncherError
+from ..netns import NetnsError
 from .scenarios import SCENARIOS
+
+# a run that could not be set up (or its cluster not reached): a clear message, exit status 2
+SETUP_ERRORS = (LauncherError, NetnsError, ClusterError, OSError)
 
 
 def _scenario(name):
@@ -86,6 +93,8 @@ def register(cli, fail):
                           say=click.echo, fence=fence)
         except (ChaosError, ScheduleError) as e:
             fail(str(e), 2)
+        except SETUP_ERRORS as e:
+            fail(f"the run broke off: {e}", 2)
         for check, verdict in results["verdicts"].items():
             click.echo(f"{check:18} {'pass' if verdict['valid'] else 'FAIL'}")
         click.echo(f"{'PASS' if results['valid'] else 'FAIL'} in {results['wall_seconds']} s; "
@@ -147,6 +156,6 @@ def register(cli, fail):
         _interrupt_on_sigterm()
         try:
             ok = run_demo(plain=plain)
-        except DemoError as e:
+        except (DemoError, *SETUP_ERRORS) as e:
             fail(str(e), 2)
         raise SystemExit(0 if ok else 1)

@@ -4,6 +4,7 @@ report. Whatever happens (an error, Ctrl-C), every fault is healed and the clust
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 import tomllib
@@ -105,7 +106,7 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
             except Exception as e:  # keep going: the cluster must still be destroyed
                 say(f"heal failed: {e}")
         hist.close()
-        cluster.destroy()
+        remove(cluster)
     with open(paths["final"], "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)
     results = evaluate(history.read(paths["history"]), read_witness(paths["witness"]), final,
@@ -119,6 +120,14 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
                    resource_names=names, fence=fence)
     report.write(report_dir, results, history.read(paths["history"]), read_witness(paths["witness"]))
     return results
+
+
+def remove(cluster):
+    """Daemons stopped, testbed and dir removed (also when create() failed half way)."""
+    if cluster.exists():
+        cluster.destroy()
+    else:
+        shutil.rmtree(cluster.dir, ignore_errors=True)
 
 
 def make_groups(cluster, witness, count=GROUPS, stop_timeout=3):
