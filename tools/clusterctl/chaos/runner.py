@@ -170,7 +170,8 @@ async def _run(cluster, hist, nemesis, steps, duration, seed, say):
         await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
     finally:
         stop_work.set()
-        await asyncio.wait_for(working, OP_TIMEOUT * 4)
+        await asyncio.wait([working], timeout=OP_TIMEOUT * 5)  # ops in flight end by their own timeouts
+        working.cancel()
         await asyncio.to_thread(nemesis.heal_all)
     healed = time.monotonic()
     hist.add("note", what="healed", t=healed)
