@@ -172,6 +172,9 @@ async def _run(cluster, hist, nemesis, steps, duration, seed, say):
         stop_work.set()
         await asyncio.wait([working], timeout=OP_TIMEOUT * 5)  # ops in flight end by their own timeouts
         working.cancel()
+        if working.done() and not working.cancelled() and working.exception():
+            hist.add("note", what=f"workload error: {working.exception()!r}")
+            say(f"  the workload broke off: {working.exception()!r}")
         await asyncio.to_thread(nemesis.heal_all)
     healed = time.monotonic()
     hist.add("note", what="healed", t=healed)
