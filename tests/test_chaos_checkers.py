@@ -255,3 +255,27 @@ def test_a_refused_retry_after_write_unknown_is_still_unknown():
         _settled(refused, uncertain=False)
     assert e.value.code == "CLUSTER_NOT_QUORATE"
     assert _settled({"ok": 5}, uncertain=True) == 5
+
+
+# -- the report --------------------------------------------------------------------------------
+def test_the_report_escapes_what_it_shows_and_draws_every_row(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from clusterctl.chaos import report
+    evil = "<script>alert(1)</script>"
+    results = {"scenario": evil, "seed": 1, "nodes": 3, "duration": 30, "wall_seconds": 40, "valid": False,
+               "verdicts": {"quorum_truth": {"valid": False, "violations": [{"node": evil}]}},
+               "op_counts": {"cas": {"ok": 1, "fail": 0, "unknown": 0}},
+               "faults": [{"id": 1, "fault": "kill", "start": 2.0, "stop": 5.0, "target": evil}],
+               "failover_times": [], "resource_names": {"r1": evil}, "notes": [evil]}
+    records = [{"type": "note", "what": "start", "t": 100.0}] + [
+        {"type": "sample", "t": 100.0 + t, "node": n, "pid": 1, "reachable": True, "is_quorate": t < 3,
+         "leader": "node1"} for t in range(10) for n in ("node1", "node2", "node3")]
+    witness = [{"event": "start", "resource": "r1", "node": "node2", "t": 101.0, "pid": 5}]
+    report.write(str(tmp_path), results, records, witness)
+    page, svg = (tmp_path / "index.html").read_text(), (tmp_path / "timeline.svg").read_text()
+    assert evil not in page and evil not in svg and "&lt;script&gt;" in page
+    root = ET.fromstring(svg)  # well-formed
+    labels = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert {"node1", "node2", "node3", evil} <= set(labels)
+    assert "FAIL" in page and (tmp_path / "results.json").exists()
