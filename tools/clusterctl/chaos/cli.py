@@ -11,9 +11,10 @@ from clusterd.errors import ClusterError
 from ..launcher import LauncherError
 from ..netns import NetnsError
 from .scenarios import SCENARIOS
+from .testcluster import SetupError
 
 # a run that could not be set up (or its cluster not reached): a clear message, exit status 2
-SETUP_ERRORS = (LauncherError, NetnsError, ClusterError, OSError)
+SETUP_ERRORS = (LauncherError, NetnsError, ClusterError, SetupError, OSError)
 
 
 def _scenario(name):

@@ -16,7 +16,7 @@ from .. import netns
 from ..checkers import double_online, read_witness
 from ..launcher import LauncherError, LocalCluster
 from .nemesis import Nemesis
-from .runner import make_groups, remove, set_fence_agent
+from .testcluster import make_groups, remove, set_fence_agent
 from .history import History
 
 NODES, MAJORITY, MINORITY = 5, [0, 1, 2], [3, 4]

@@ -4,26 +4,20 @@ report. Whatever happens (an error, Ctrl-C), every fault is healed and the clust
 import asyncio
 import json
 import os
-import shutil
 import tempfile
 import time
-import tomllib
-
-import tomli_w
-
-from clusterd.client import Client
 
 from .. import netns
 from ..checkers import read_witness
 from ..launcher import LocalCluster
-from . import checkers, history, linear, report, schedule
+from . import checkers, history, report, schedule
 from .nemesis import Nemesis
-from .scenarios import PROCESS_FAULTS
 from .sampler import Sampler
+from .scenarios import PROCESS_FAULTS
+from .testcluster import GROUPS, final_state, make_groups, remove, set_fence_agent
+from .verdicts import CONVERGE_BOUND, evaluate
 from .workload import OP_TIMEOUT, Workload, move_supported
 
-GROUPS = 3
-CONVERGE_BOUND = 60.0  # seconds after the heal for every node to report one state
 TOKEN_TIMEOUT, TOKEN_COEFFICIENT = 1.0, 0.65
 
 
@@ -47,16 +41,6 @@ def missing_capability(scenario):
 
 def effective_token(n):
     return TOKEN_TIMEOUT + max(0, n - 2) * TOKEN_COEFFICIENT
-
-
-def set_fence_agent(cluster, agent):
-    """Every node's config fences with `agent` (the launcher writes `process`)."""
-    for node in cluster.meta()["nodes"]:
-        with open(node["config"], "rb") as f:
-            cfg = tomllib.load(f)
-        cfg["fence_agent"] = agent
-        with open(node["config"], "wb") as f:
-            tomli_w.dump(cfg, f)
 
 
 def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=print, fence="process"):
@@ -122,31 +106,6 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     return results
 
 
-def remove(cluster):
-    """Daemons stopped, testbed and dir removed (also when create() failed half way)."""
-    if cluster.exists():
-        cluster.destroy()
-    else:
-        shutil.rmtree(cluster.dir, ignore_errors=True)
-
-
-def make_groups(cluster, witness, count=GROUPS, stop_timeout=3):
-    """`count` groups g0.., each one process resource (`sleep`) that writes the shared witness."""
-    creds = cluster.credentials()
-    out = {}
-    with Client(cluster.meta()["nodes"][0]["api"], creds["user"], creds["password"], timeout=30) as c:
-        for i in range(count):
-            g = f"g{i}"
-            c.Group.create(g)
-            props = {"args": ["sleep", "3600"], "stop_timeout": stop_timeout}
-            c.Resource.create(g, f"{g}-r", "process", dict(props, witness=witness) if witness else props)
-            op = c.Operation.wait(c.Group.online(g)["handle"], 60)
-            if op["status"] != "succeeded":
-                raise ChaosError(f"group {g} did not come online: {op}")
-            out[g] = c.Group.get_record(g)["resources"][0]["id"]
-    return out
-
-
 async def _run(cluster, hist, nemesis, steps, duration, seed, say):
     stop_work, stop_sampling = asyncio.Event(), asyncio.Event()
     sampler = Sampler(cluster, hist, nemesis)
@@ -202,55 +161,9 @@ async def converge(sampler, healed):
     return checkers.convergence(samples, names, healed, CONVERGE_BOUND)
 
 
-def final_state(cluster):
-    """other_config and each group's persistent state, from the first node that is quorate."""
-    creds = cluster.credentials()
-    for n in cluster.meta()["nodes"]:
-        try:
-            with Client(n["api"], creds["user"], creds["password"], timeout=10) as c:
-                if not c.Node.status()["is_quorate"]:
-                    continue
-                ref = c.Cluster.get_all()[0]
-                return {"node": n["name"], "other_config": c.Cluster.get_other_config(ref),
-                        "groups": {g["name"]: g["persistent_state"] for g in c.Group.get_all_records()
-                                   if g["name"].startswith("g")},
-                        "owners": {g["name"]: g["owner"] for g in c.Group.get_all_records()}}
-        except Exception:  # that node did not answer: try the next
-            continue
-    return {"node": None, "other_config": {}, "groups": {}, "error": "no quorate node answered"}
-
-
 def _describe(params):
     shown = {k: v for k, v in params.items() if k in ("target", "sides", "minority", "direction", "percent",
                                                        "group", "owner", "skipped", "bridge")}
     return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
-def evaluate(records, witness, final, names, bound, timing):
-    """The verdicts and the numbers of a run, from what it recorded (pure)."""
-    ops = history.operations(records)
-    t0 = timing["t0"]
-    verdicts = {
-        "no_double_online": checkers.no_double_online(witness),
-        "nothing_lost": checkers.nothing_lost(ops, final) if final.get("node") else
-        {"valid": False, "detail": final.get("error", "no final state")},
-        "convergence": checkers.convergence([r for r in records if r["type"] == "converge"], names,
-                                            timing["healed"], CONVERGE_BOUND),
-        "cas_linearizable": linear.check(ops),
-        "quorum_truth": checkers.quorum_truth(records, names, bound),
-    }
-    counts = {}
-    for o in ops:
-        counts.setdefault(o["op"], {"ok": 0, "fail": 0, "unknown": 0})[o["type"]] += 1
-    fault_list = checkers.faults(records)
-    return {
-        "valid": all(v["valid"] for v in verdicts.values()),
-        "verdicts": verdicts,
-        "op_counts": counts,
-        "faults": [{"id": f["id"], "fault": f["fault"], "start": round(f["start"] - t0, 2),
-                    "stop": round(f["stop"] - t0, 2) if f["stop"] != float("inf") else None,
-                    **{k: f.get(k) for k in ("target", "sides", "cuts", "victims", "percent", "skipped")
-                       if f.get(k) is not None}} for f in fault_list],
-        "failover_times": checkers.failover_times(witness, fault_list),
-        "notes": [r["what"] for r in records if r["type"] == "note" and "move" in r.get("what", "")],
-    }

@@ -10,7 +10,6 @@ it goes through the log), `online` / `offline` of a group, and
 import asyncio
 import itertools
 import random
-import time
 
 from clusterd.client import AsyncClient
 from clusterd.errors import ClusterError
