@@ -83,3 +83,20 @@ def test_the_quorum_demo_runs_without_a_tty_and_leaves_nothing_behind():
     assert not os.path.exists(cluster_dir)
     listed = netns.run("ip", "netns", "list").stdout
     assert not [b for b in netns.plan(cluster_dir, 5)["nodes"] if b["ns"] in listed]
+
+
+@needs_testbed
+def test_every_network_fault_kind_is_accepted_by_nftables_and_healed(tmp_path):
+    bed = netns.plan(str(tmp_path), 3)
+    netns.setup(bed)
+    try:
+        netns.partition(bed, [0], [1, 2])
+        netns.drop(bed, 1, 2)
+        netns.loss(bed, 2, 30)
+        rules = netns.run("nft", "list", "chain", "inet", netns.TABLE, "input", ns=bed["nodes"][2]["ns"]).stdout
+        assert "numgen random mod 100 < 30 drop" in rules
+        netns.heal(bed)
+        rules = netns.run("nft", "list", "chain", "inet", netns.TABLE, "input", ns=bed["nodes"][2]["ns"]).stdout
+        assert "drop" not in rules
+    finally:
+        netns.teardown(bed)
