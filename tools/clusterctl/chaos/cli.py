@@ -138,7 +138,8 @@ def register(cli, fail):
         t = Table("seed", "verdict", "faults", "ok ops", "seconds", "failed checkers")
         for r in rows:
             t.add_row(str(r["seed"]), "pass" if r["valid"] else "[red]FAIL[/]", str(r.get("faults", "-")),
-                      str(r.get("ops", "-")), str(r.get("wall", "-")), ", ".join(r["failed"]) or r.get("error", ""))
+                      str(r.get("ops", "-")), str(r.get("wall", "-")),
+                      r["error"].splitlines()[0][:100] if r.get("error") else ", ".join(r["failed"]))
         Console().print(t)
         passed = sum(r["valid"] for r in rows)
         click.echo(f"{passed}/{len(rows)} runs passed; reports in {report_dir}")
