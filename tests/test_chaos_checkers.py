@@ -163,6 +163,14 @@ def test_planted_quorate_minority_is_caught():
     assert v["valid"] is False and v["violations"][0]["node"] == "node3"
 
 
+def test_an_answer_that_may_come_from_after_the_heal_does_not_count():
+    recs = partition_records(lambda t: False)
+    recs.append({"type": "sample", "t": 29.5, "done": 30.4, "node": "node3", "reachable": True, "is_quorate": True})
+    assert checkers.quorum_truth(recs, NODES, bound=5)["valid"] is True
+    recs.append({"type": "sample", "t": 29.0, "done": 29.9, "node": "node3", "reachable": True, "is_quorate": True})
+    assert checkers.quorum_truth(recs, NODES, bound=5)["valid"] is False
+
+
 def test_a_bridge_leaves_everyone_a_majority_and_one_way_deafness_a_minority():
     bridge = [["node1", "node3"], ["node3", "node1"]]  # node2 hears both
     assert all(len(checkers.heard(n, NODES, bridge)) >= 2 for n in NODES)

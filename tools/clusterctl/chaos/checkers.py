@@ -124,7 +124,10 @@ def quorum_truth(records, nodes, bound):
         for node in nodes:
             if len(heard(node, nodes, f["cuts"])) >= q:
                 continue
-            mine = [s for s in samples if s["node"] == node and f["start"] <= s["t"] < f["stop"]]
+            # a sample counts when it was asked after the cut was in place and answered before
+            # the heal began (an answer may be computed any time in between)
+            mine = [s for s in samples if s["node"] == node and f["start"] <= s["t"]
+                    and s.get("done", s["t"]) < f["stop"]]
             late_true = [s for s in mine if s["is_quorate"] and s["t"] > f["start"] + bound]
             for s in late_true[:3]:
                 violations.append({"fault": f["id"], "kind": f["fault"], "node": node,

@@ -8,6 +8,7 @@ the quorum-truth checker and the failover times need.
 import itertools
 import os
 import signal
+import time
 
 from .. import netns
 from ..checkers import read_witness, running_intervals
@@ -118,13 +119,14 @@ class Nemesis:
         """Heal one fault; then every daemon not running (killed by us, or by a fence while it
         was cut off) is started again, so that the next fault meets a whole cluster."""
         kind, p = rec["fault"], rec["params"]
+        healing = time.monotonic()  # the fault may end from here on: that is its recorded stop
         if kind == "pause":
             self._resume(p["target"])
         elif kind != "kill" and self.bed:
             netns.heal(self.bed)
         for name in self.names:
             self._start_if_down(name)
-        self.history.add("nemesis", phase="stop", fault=kind, id=rec["id"])
+        self.history.add("nemesis", phase="stop", fault=kind, id=rec["id"], t=healing)
 
     def _resume(self, name):
         pid = self.paused.pop(name, None)
