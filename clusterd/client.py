@@ -29,6 +29,14 @@ def _result(resp):
     return resp.get("ok")
 
 
+def _settled(resp, uncertain):
+    """The result; after an attempt that may have committed, a refusal of the retry (not quorate,
+    or a precheck that sees the first attempt's effect) does not say it did not happen."""
+    if uncertain and "error" in resp and resp["error"].get("code") not in RETRY_CODES:
+        raise ClusterError("CLUSTER_WRITE_UNKNOWN", f"a retry was refused with {resp['error'].get('code')}")
+    return _result(resp)
+
+
 class _Proxy:
     def __init__(self, call, prefix):
         self._call, self._prefix = call, prefix
@@ -99,6 +107,7 @@ class Client:
         if self.session is None and self.user is not None and method != "session.login_with_password":
             self.login()
         rid = rid or str(uuid.uuid4())
+        uncertain = False  # an earlier attempt may have committed
         for attempt in range(self.retries + 1):
             resp = self.request({"method": method, "args": list(args), "session": self.session, "rid": rid})
             err = resp.get("error")
@@ -106,8 +115,9 @@ class Client:
                 self.login()
                 continue
             if err and err.get("code") in RETRY_CODES and attempt < self.retries:
+                uncertain = True
                 continue
-            return _result(resp)
+            return _settled(resp, uncertain)
 
 
 class AsyncClient:
@@ -192,6 +202,7 @@ class AsyncClient:
                 if self.session is None:
                     await self.login()
         rid = rid or str(uuid.uuid4())
+        uncertain = False  # an earlier attempt may have committed
         for attempt in range(self.retries + 1):
             resp = await self.request({"method": method, "args": list(args), "session": self.session, "rid": rid})
             err = resp.get("error")
@@ -199,5 +210,6 @@ class AsyncClient:
                 await self.login()
                 continue
             if err and err.get("code") in RETRY_CODES and attempt < self.retries:
+                uncertain = True
                 continue
-            return _result(resp)
+            return _settled(resp, uncertain)

@@ -6,11 +6,13 @@ cluster database the first time, and commit the membership view whenever it chan
 """
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
 import uuid
 
+import msgpack
 import psutil
 
 from raft import Replica, ReplicaError
@@ -21,6 +23,15 @@ from .errors import ClusterError
 log = logging.getLogger("clusterd.node")
 
 WRITE_TIMEOUT = 5.0
+
+
+def _canonical(value):
+    """Plain data with every map's keys sorted, so that equal states pack to equal bytes."""
+    if isinstance(value, dict):
+        return [[k, _canonical(v)] for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def new_ref():
@@ -45,6 +56,7 @@ class Node:
             token_timeout=cfg.token_timeout, apply=db.apply, state=db.initial_state())
         self.loop = None
         self._membership_lock = None
+        self._hash = None  # the last state_hash() and the index it was computed at
 
     def attach(self, loop, membership):
         self.loop = loop
@@ -94,7 +106,19 @@ class Node:
             "term": r["term"], "commit_index": r["commit_index"], "last_applied": r["last_applied"],
             "raft": self.cfg.raft, "api": self.cfg.api, "xapi": self.cfg.xapi, "uptime": time.time() - self.started,
             "tick_thread_alive": self.replica.tick_thread_alive(),
+            **self.state_hash(),
         }
+
+    def state_hash(self):
+        """A hash of the whole database and the index it was applied up to, read together: two
+        nodes at the same index hold the same state exactly when the hashes match."""
+        def digest(state):
+            index = self.replica.last_applied()
+            if self._hash is None or self._hash["state_index"] != index:  # computed once per index
+                packed = msgpack.packb(_canonical(state), use_bin_type=True)
+                self._hash = {"state_hash": hashlib.sha256(packed).hexdigest()[:16], "state_index": index}
+            return self._hash
+        return dict(self.replica.read(digest))
 
     def status_leader(self):
         """The current Raft leader's name, or None."""

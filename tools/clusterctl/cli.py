@@ -14,6 +14,7 @@ from clusterd.client import Client
 from clusterd.errors import ClusterError
 
 from . import domains_cli, groups_cli, netns
+from .chaos import cli as chaos_cli
 from .launcher import LauncherError, LocalCluster
 
 console = Console()
@@ -451,6 +452,7 @@ def fault_capabilities(as_json):
         click.echo(f"{k}: {', '.join(v) if isinstance(v, list) else v}")
 
 
+chaos_cli.register(cli, fail)
 groups_cli.register(cli, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,
                          "client_for": client_for, "fail": fail, "print_json": print_json, "console": console})
 domains_cli.register(cli, node_group, {"dir_option": dir_option, "json_option": json_option, "node_option": node_option,

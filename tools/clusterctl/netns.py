@@ -136,8 +136,8 @@ def partition(bed, *sides):
 
 def loss(bed, index, percent):
     """Random loss of incoming packets at a node."""
-    run("nft", "add", "rule", "inet", TABLE, "input", "meta", "random", "mod", "100", "<",
-        str(int(percent)), "drop", ns=_node(bed, index)["ns"])
+    run("nft", "add", "rule", "inet", TABLE, "input", "numgen", "random", "mod", "100", "<",
+        str(int(percent)), "drop", ns=_node(bed, index)["ns"])  # (`meta random` does not parse)
 
 
 def link(bed, index, up):
