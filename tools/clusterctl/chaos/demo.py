@@ -16,7 +16,7 @@ from .. import netns
 from ..checkers import double_online, read_witness
 from ..launcher import LauncherError, LocalCluster
 from .nemesis import Nemesis
-from .testcluster import make_groups, remove, set_fence_agent
+from .testcluster import make_groups, remove
 from .history import History
 
 NODES, MAJORITY, MINORITY = 5, [0, 1, 2], [3, 4]
@@ -147,10 +147,9 @@ def run_demo(plain=False, console=None):
     hist = None
     try:
         demo.say(f"starting 5 nodes, each in its own network namespace ({demo.cluster.dir})")
-        demo.cluster.create(NODES, xapi=False, use_netns=True)
         # the watchdog fence (a real cluster's default), not the launcher's process fence: the
         # minority stays alive, without quorum, and stops its groups itself
-        set_fence_agent(demo.cluster, "watchdog")
+        demo.cluster.create(NODES, xapi=False, use_netns=True, settings={"fence_agent": "watchdog"})
         for name in demo.names:
             demo.cluster.start(name)
         demo.cluster.wait_quorate(60)

@@ -14,7 +14,7 @@ from . import checkers, history, report, schedule
 from .nemesis import Nemesis
 from .sampler import Sampler
 from .scenarios import PROCESS_FAULTS
-from .testcluster import GROUPS, final_state, make_groups, remove, set_fence_agent
+from .testcluster import GROUPS, final_state, make_groups, remove
 from .verdicts import CONVERGE_BOUND, evaluate
 from .workload import OP_TIMEOUT, Workload, move_supported
 
@@ -74,8 +74,8 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     try:
         say(f"chaos {scenario.name} seed {seed}: {n} nodes, {len(steps)} faults over {duration} s, "
             f"{fence} fence, cluster in {cluster.dir}")
-        cluster.create(n, TOKEN_TIMEOUT, TOKEN_COEFFICIENT, xapi=False, use_netns=scenario.needs_root)
-        set_fence_agent(cluster, fence)
+        cluster.create(n, TOKEN_TIMEOUT, TOKEN_COEFFICIENT, xapi=False, use_netns=scenario.needs_root,
+                       settings={"fence_agent": fence})
         for name in [x["name"] for x in cluster.meta()["nodes"]]:
             cluster.start(name)
         cluster.wait_quorate(60)

@@ -1,9 +1,7 @@
 """The cluster a chaos run (or the demo) works on: its fencing, its groups, its final state,
 and its removal."""
 import shutil
-import tomllib
 
-import tomli_w
 
 from clusterd.client import Client
 
@@ -12,16 +10,6 @@ GROUPS = 3
 
 class SetupError(Exception):
     pass
-
-
-def set_fence_agent(cluster, agent):
-    """Every node's config fences with `agent` (the launcher writes `process`)."""
-    for node in cluster.meta()["nodes"]:
-        with open(node["config"], "rb") as f:
-            cfg = tomllib.load(f)
-        cfg["fence_agent"] = agent
-        with open(node["config"], "wb") as f:
-            tomli_w.dump(cfg, f)
 
 
 def remove(cluster):
