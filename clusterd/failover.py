@@ -38,7 +38,8 @@ def _member_hello(state, cmd):
     """A daemon announces the process it runs as (the process fence agent needs it)."""
     if cmd["name"] not in state["members"]:
         return failure("HANDLE_INVALID", "host", cmd["name"])
-    state["members"][cmd["name"]]["process"] = {"pid": cmd["pid"], "create_time": cmd["create_time"]}
+    state["members"][cmd["name"]]["process"] = {"pid": cmd["pid"], "create_time": cmd["create_time"],
+                                                "data_dir": cmd.get("data_dir")}
     state["fence"].pop(cmd["name"], None)  # a new incarnation: an old fence no longer speaks for it
     return ok()
 

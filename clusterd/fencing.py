@@ -8,7 +8,9 @@ a node it hears again. The agents:
   node's resources + a margin) since this leader last heard the node. By then the node has
   stopped its resources itself, because it lost quorum or its lease (DESIGN.md invariant 3).
 - `process` (same host): kill the node's daemon and its resource processes by pid and
-  create time, and confirm that they are gone.
+  create time, then stop whatever its agents' records (in its data dir) say may still run,
+  as its own executor would with no grace time; confirm that all of it is gone. The records
+  find a resource whose pid never reached the database (started just before the cut).
 - `script`: an external fence command, run as fence agents are (the FenceAgentAPI that
   fenced and Pacemaker use): one `name=value` per line on stdin — action=off, plug and
   nodename = the node's name, then the configured fence_options — and exit status 0 means
@@ -21,6 +23,7 @@ import time
 
 import psutil
 
+from . import agents
 from .agents import records
 
 MARGIN = 1.0  # seconds added to the watchdog's fence delay
@@ -76,6 +79,17 @@ def _process_targets(state, down):
     return [p for p in procs if p and p.get("create_time")]
 
 
+async def _stop_recorded(data_dir, down):
+    """Stop what the lost node's agents recorded as possibly running, with no grace time
+    (its daemon is dead: nobody else acts on these records). [] or what failed to stop."""
+    left = []
+    for resource in agents.leftovers(data_dir):
+        result = await agents.create(resource, agents.Context(node=down, data_dir=data_dir)).stop(timeout=0)
+        if result.state != "offline":
+            left.append(f"{resource.get('name')}: {result.detail}")
+    return left
+
+
 async def fence_process(fencer, down):
     """Kill the daemon and the resource processes of `down`, confirm they are gone; never a
     node this leader hears again."""
@@ -102,6 +116,10 @@ async def fence_process(fencer, down):
         alive = [p for p in alive if _runs(p)]
     if alive:
         return False, f"still alive: {[p.pid for p in alive]}"
+    data_dir = fencer.node.replica.read(lambda s: (s["members"][down].get("process") or {}).get("data_dir"))
+    left = await _stop_recorded(data_dir, down) if data_dir else []
+    if left:
+        return False, f"could not stop: {'; '.join(left)}"
     # the fenced node's agent cannot write its stop line (its process may even have ended just
     # before the fence, with the daemon killed before it wrote the line): this fence does
     for p in (t for t in targets if t.get("witness")):

@@ -131,7 +131,8 @@ class Node:
             await asyncio.sleep(self.cfg.token_timeout / 4)
             if self.replica.ready() and self.membership.view()["is_quorate"]:
                 try:
-                    await self.write("member.hello", name=self.cfg.name, pid=me.pid, create_time=me.create_time())
+                    await self.write("member.hello", name=self.cfg.name, pid=me.pid, create_time=me.create_time(),
+                                     data_dir=self.cfg.data_dir)
                     return
                 except ClusterError as e:
                     log.info("hello not committed yet: %s", e)

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import types
 
+import psutil
 import pytest
 
 from clusterd import config, fencing
@@ -123,3 +124,19 @@ def test_a_failed_script_fence_blocks_the_failover_until_a_retry_succeeds(tmp_pa
         wait_for(moved, timeout=30, what="the group online elsewhere")
     first = log.read_text().split("---\n")[0].splitlines()
     assert first == ["action=off", f"plug={owner}", f"nodename={owner}", "site=lab"]
+
+
+def test_the_process_fence_stops_what_the_lost_nodes_agents_recorded(tmp_path):
+    """A resource whose pid never reached the database (started just before its node was cut
+    off) is still found: by the record its agent keeps in the node's data dir."""
+    from clusterd import agents
+    from clusterctl.checkers import read_witness
+    witness = str(tmp_path / "witness.jsonl")
+    resource = {"id": "r1", "name": "sleeper", "type": "process",
+                "properties": {"args": [sys.executable, "-c", "import time; time.sleep(600)"], "witness": witness}}
+    started = asyncio.run(agents.create(resource, agents.Context(node="node3", data_dir=str(tmp_path))).start())
+    assert started.state == "online" and psutil.pid_exists(started.pid)
+    assert asyncio.run(fencing._stop_recorded(str(tmp_path), "node3")) == []
+    assert not psutil.pid_exists(started.pid) or psutil.Process(started.pid).status() == psutil.STATUS_ZOMBIE
+    assert [r["event"] for r in read_witness(witness)] == ["start", "stop"]
+    assert agents.leftovers(str(tmp_path)) == []
