@@ -2,7 +2,8 @@
 
 A resource may run here only while the committed state says this node owns its group, the
 group's persistent state is online, the resource has not failed, and this node is quorate
-(DESIGN.md invariant 3; the leader lease comes with failover). The executor converges to
+and holds its lease (DESIGN.md invariant 3); without them the no-quorum policy decides (stop,
+the default; freeze; ignore). The executor converges to
 that: starts in dependency order, stops in reverse, monitors what runs, applies the restart
 policy, and reports every resource state change as a command that the leader commits.
 After a daemon restart it adopts what its agents left running (their records on disk) and
