@@ -50,8 +50,11 @@ def _fence_request(state, cmd):
         return failure("HANDLE_INVALID", "host", cmd["node"])
     if cmd["node"] in state["view"]["live"]:
         return failure("INVALID_VALUE", cmd["node"], message="a live node is not fenced")
-    state["fence"][cmd["node"]] = {"status": "requested", "agent": cmd["agent"], "at": cmd["at"],
-                                   "detail": "", "attempts": state["fence"].get(cmd["node"], {}).get("attempts", 0) + 1}
+    # the daemon incarnation this fence is for: a fence never acts on a later one (member.hello
+    # of a restarted daemon ends the fence record)
+    state["fence"][cmd["node"]] = {"status": "requested", "agent": cmd["agent"], "at": cmd["at"], "detail": "",
+                                   "attempts": state["fence"].get(cmd["node"], {}).get("attempts", 0) + 1,
+                                   "process": state["members"][cmd["node"]].get("process")}
     return ok()
 
 

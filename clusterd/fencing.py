@@ -70,8 +70,18 @@ def _runs(proc):
         return False
 
 
+def _in_progress(state, down):
+    """The fence record in progress; None once a restarted daemon announced itself (what it
+    runs is its own: a fence of the earlier incarnation must not touch it)."""
+    f = state["fence"].get(down)
+    return f if f and f["status"] == "requested" else None
+
+
 def _process_targets(state, down):
-    procs = [state["members"][down].get("process")]
+    fence = _in_progress(state, down)
+    if fence is None:
+        return []
+    procs = [fence.get("process")]  # the daemon the fence was requested for
     procs += [{"pid": r["pid"], "create_time": r.get("pid_create_time"), "resource": r["id"],
                "witness": r["properties"].get("witness")}
               for g in state["groups"].values() if g["owner"] == down
@@ -116,7 +126,7 @@ async def fence_process(fencer, down):
         alive = [p for p in alive if _runs(p)]
     if alive:
         return False, f"still alive: {[p.pid for p in alive]}"
-    data_dir = fencer.node.replica.read(lambda s: (s["members"][down].get("process") or {}).get("data_dir"))
+    data_dir = fencer.node.replica.read(lambda s: ((_in_progress(s, down) or {}).get("process") or {}).get("data_dir"))
     left = await _stop_recorded(data_dir, down) if data_dir else []
     if left:
         return False, f"could not stop: {'; '.join(left)}"
@@ -130,7 +140,7 @@ async def fence_process(fencer, down):
 
 def script_input(down, options):
     """The fence agent's stdin: name=value lines, ours first, then the configured options."""
-    lines = [f"action=off", f"plug={down}", f"nodename={down}"]
+    lines = ["action=off", f"plug={down}", f"nodename={down}"]
     lines += [f"{k}={v}" for k, v in options.items()]
     return "".join(line + "\n" for line in lines).encode()
 
@@ -151,7 +161,7 @@ async def fence_script(fencer, down):
         return False, f"fence script gave no answer within {cfg.fence_timeout} s (killed)"
     said = out.decode(errors="replace").strip()[-OUTPUT_KEPT:]
     if proc.returncode == 0:
-        return True, f"fence script exited 0" + (f": {said}" if said else "")
+        return True, "fence script exited 0" + (f": {said}" if said else "")
     return False, f"fence script exited {proc.returncode}" + (f": {said}" if said else "")
 
 

@@ -144,3 +144,18 @@ def test_no_failback_to_a_paused_node_nor_during_a_move_nor_after_a_manual_move(
     s, gid = failed_over()
     s["groups"][gid]["state"] = "Pending"  # not settled where it is
     assert placement.failback_moves(s, LIVE, 12) == []
+
+
+def test_a_fence_acts_only_on_the_incarnation_it_was_requested_for():
+    """The fence record names the daemon it is for; a restarted daemon's hello ends the record,
+    so a fence still running (e.g. resumed by a new leader) finds nothing of it to kill."""
+    from clusterd import fencing
+    s = booted(live=["node1", "node2", "node3"])
+    online_group(s)
+    ok(s, "member.hello", name="node3", pid=100, create_time=AT, data_dir="/var/lib/clusterd/node3")
+    ok(s, "membership.view", live=["node1", "node2"], by="node1")
+    ok(s, "fence.request", node="node3", agent="process")
+    assert s["fence"]["node3"]["process"]["pid"] == 100
+    assert [p["pid"] for p in fencing._process_targets(s, "node3")] == [100]
+    ok(s, "member.hello", name="node3", pid=200, create_time=AT + 5, data_dir="/var/lib/clusterd/node3")
+    assert fencing._process_targets(s, "node3") == []
