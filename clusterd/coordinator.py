@@ -14,6 +14,7 @@ from .move_driver import MoveDriver
 from .mover import Mover
 from .errors import ClusterError
 from .fencing import Fencer
+from .node import wake_or_timeout
 
 log = logging.getLogger("clusterd.coordinator")
 
@@ -30,7 +31,7 @@ class Coordinator:
 
     async def run(self):
         while True:
-            await asyncio.sleep(self.node.cfg.token_timeout / 16)
+            await wake_or_timeout(self.node.coordinate, self.node.cfg.token_timeout / 16)
             node = self.node
             if not (node.replica.ready() and node.replica.is_leader() and node.membership.view()["is_quorate"]):
                 continue
@@ -95,6 +96,7 @@ class Coordinator:
                 ok, detail = False, f"{down} was heard again: not fenced, its groups stay where they are"
             log.warning("fence of %s by %s: %s (%s)", down, agent, "done" if ok else "FAILED", detail)
             await self.node.write("fence.result", node=down, fenced=ok, detail=detail)
+            self.node.coordinate.set()  # fail its groups over now, not at the next step
         except ClusterError as e:
             log.info("fence of %s not recorded: %s", down, e)
         finally:

@@ -22,6 +22,7 @@ import psutil
 
 from . import agents, groups, moves
 from .errors import ClusterError
+from .node import wake_or_timeout
 
 log = logging.getLogger("clusterd.executor")
 
@@ -87,7 +88,7 @@ class Executor:
                    time.monotonic() - started > self.node.membership.effective_token())):
             await asyncio.sleep(TICK)
         while True:
-            await asyncio.sleep(TICK)
+            await wake_or_timeout(self.node.owners_changed, TICK)
             try:
                 self._converge()
             except Exception:

@@ -122,7 +122,7 @@ async def fence_process(fencer, down):
     deadline = time.monotonic() + 5.0
     alive = victims
     while alive and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)  # SIGKILLed processes are gone within milliseconds
         alive = [p for p in alive if _runs(p)]
     if alive:
         return False, f"still alive: {[p.pid for p in alive]}"

@@ -34,6 +34,15 @@ def _canonical(value):
     return value
 
 
+async def wake_or_timeout(event, timeout):
+    """Wait until `event` is set or `timeout` passes; clear it for the next wait."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    event.clear()
+
+
 def new_ref():
     return f"OpaqueRef:{uuid.uuid4()}"
 
@@ -53,15 +62,28 @@ class Node:
         partners = [m["raft"] for m in cfg.members if m["name"] != cfg.name]
         self.replica = Replica(
             self_addr=cfg.raft, partners=partners, data_dir=cfg.data_dir, password=token,
-            token_timeout=cfg.token_timeout, apply=db.apply, state=db.initial_state())
+            token_timeout=cfg.token_timeout, apply=db.apply, state=db.initial_state(),
+            on_applied=self._applied)
         self.loop = None
         self._membership_lock = None
+        # wake-ups, so that a failover does not wait for polling intervals (set in attach):
+        # the membership view changed (leader duties), a view or fence was committed
+        # (coordinator), a failover was applied (executor)
+        self.view_changed = self.coordinate = self.owners_changed = None
         self._hash = None  # the last state_hash() and the index it was computed at
 
     def attach(self, loop, membership):
         self.loop = loop
         self.membership = membership
         self._membership_lock = asyncio.Lock()
+        self.view_changed, self.coordinate, self.owners_changed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        membership.on_change = lambda _view: loop.call_soon_threadsafe(self.view_changed.set)
+
+    def _applied(self, commands, _results):
+        """On pysyncobj's thread, after each applied batch: wake the executor when a group
+        changed owner by failover (the other changes wait for its next tick)."""
+        if self.loop is not None and any(c.get("op") == "group.failover" for c in commands):
+            self.loop.call_soon_threadsafe(self.owners_changed.set)
 
     # -- the database ------------------------------------------------------------------------
     def read(self, fn):
@@ -147,7 +169,7 @@ class Node:
         """On the leader: bootstrap once, then keep the committed membership view current."""
         interval = self.cfg.token_timeout / 16
         while True:
-            await asyncio.sleep(interval)
+            await wake_or_timeout(self.view_changed, interval)
             if not (self.replica.ready() and self.replica.is_leader()):
                 continue
             try:
@@ -184,6 +206,7 @@ class Node:
         committed = self.replica.read(lambda s: list(s["view"]["live"]))
         if committed != live:
             await self.write("membership.view", live=live, by=self.cfg.name)
+            self.coordinate.set()
 
     # -- dynamic membership ------------------------------------------------------------------
     @contextlib.asynccontextmanager
