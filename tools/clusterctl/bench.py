@@ -110,7 +110,8 @@ def run_async(coro, limit=600.0):
 @contextlib.contextmanager
 def temp_cluster(n, token=1.0, coefficient=0.65, **create):
     """A fresh n-node LocalCluster in a temp dir, started and quorate; always destroyed.
-    `create`: more LocalCluster.create arguments (use_netns, fence)."""
+    `create`: more LocalCluster.create arguments (use_netns, settings). When the benchmark
+    fails, the daemons' logs are kept in a dir it names."""
     tmp = tempfile.mkdtemp(prefix="clusterd-bench-")
     cluster = LocalCluster(os.path.join(tmp, "cluster"))
     try:
@@ -119,6 +120,13 @@ def temp_cluster(n, token=1.0, coefficient=0.65, **create):
             cluster.start(name)
         run_async(wait_all_live(cluster, n))
         yield cluster
+    except BaseException:
+        kept = tempfile.mkdtemp(prefix="clusterd-bench-logs-")
+        for name in names_of(cluster) if cluster.exists() else []:
+            if os.path.exists(cluster.node(name)["log"]):
+                shutil.copy(cluster.node(name)["log"], os.path.join(kept, f"{name}.log"))
+        console.print(f"[yellow]the benchmark failed; the daemons' logs are in {kept}[/]")
+        raise
     finally:
         cluster.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
