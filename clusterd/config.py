@@ -14,6 +14,7 @@
     fence_script = "/usr/local/sbin/fence_site"   # script: an executable, absolute path
     fence_timeout = 60.0             # script: seconds before it counts as failed
     no_quorum_policy = "stop"        # stop | freeze (needs a fence agent that kills) | ignore (demos)
+    start_slots = 256                # groups starting at once on this node
     [fence_options]                  # script: more name=value lines for its stdin
     ip = "192.0.2.10"
     [[members]]                      # every configured member, this node included
@@ -53,6 +54,7 @@ class Config:
     fence_timeout: float = 60.0
     fence_options: dict = field(default_factory=dict)
     no_quorum_policy: str = "stop"  # without quorum or lease: stop | freeze | ignore (executor.py)
+    start_slots: int = 256  # groups starting at once on this node (Pacemaker's node-action-limit); 0x8 moves skip the queue
 
     def token(self):
         try:
@@ -154,6 +156,8 @@ def validate(values):
         raise ConfigError(f"missing configuration: {', '.join(missing)}")
     cfg = Config(**values)
     check_fencing(cfg)
+    if not isinstance(cfg.start_slots, int) or isinstance(cfg.start_slots, bool) or not 1 <= cfg.start_slots <= 100000:
+        raise ConfigError("start_slots must be an integer from 1 to 100000")
     for what in ("raft", "heartbeat", "api"):
         check_address(what, getattr(cfg, what))
     if cfg.xapi in (None, "", "off"):

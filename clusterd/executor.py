@@ -11,7 +11,7 @@ stops whatever it may no longer run: no orphan, no duplicate.
 
 Moves (moves.py): on the source it answers a move's question with its agents' prepare_move,
 then stops the group (it is not wanted there while the move stops it); on the destination it
-starts the group with the move's property list. At most START_SLOTS groups start at once on a
+starts the group with the move's property list. At most `start_slots` (node config) groups start at once on a
 node; the others wait, except a CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START move's, which goes first.
 """
 import asyncio
@@ -28,7 +28,6 @@ log = logging.getLogger("clusterd.executor")
 
 TICK = 0.1
 PREPARE_MOVE_TIMEOUT = 30.0  # seconds an agent has to answer whether its resource may move
-START_SLOTS = 16  # groups starting at once on a node; the rest wait their turn (high-priority moves do not)
 
 
 def _plan(state, me):
@@ -151,7 +150,7 @@ class Executor:
                                          for r in g["resources"])
             if todo and gid not in self.workers:
                 if starts:  # a high-priority move's start does not wait for a slot
-                    if len(self.starting) >= START_SLOTS and not g["high_priority"]:
+                    if len(self.starting) >= self.node.cfg.start_slots and not g["high_priority"]:
                         continue
                     self.starting.add(gid)
                 self._spawn(gid, self._converge_group(gid, g, wanted))

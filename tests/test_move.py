@@ -12,10 +12,11 @@ import psutil
 import pytest
 
 from clusterctl.checkers import double_online, read_witness
-from clusterd import executor
 from clusterd.errors import ClusterError
 
 from conftest import running_cluster, wait_for
+
+SLOTS = 4  # start slots per node here (start_slots), so that 0x8 has pending starts to pass
 
 VM_PROPERTY = {"Virtual Machine": {"format": "CLUSPROP_FORMAT_DWORD", "value": 4}}  # VmResdllContextLiveMigration
 LIVE_MIGRATION = 0x2 | 0x4 | 0x8
@@ -23,7 +24,7 @@ LIVE_MIGRATION = 0x2 | 0x4 | 0x8
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, xprocess):
-    with running_cluster(tmp_path_factory, xprocess, "move") as c:
+    with running_cluster(tmp_path_factory, xprocess, "move", settings={"start_slots": SLOTS}) as c:
         yield c
 
 
@@ -212,7 +213,7 @@ def test_rejection_by_a_resource_leaves_the_group_running_on_the_source_uncounte
 
 # -- high-priority start ----------------------------------------------------------------------
 def test_high_priority_start_goes_ahead_of_pending_starts(cluster, witness):
-    fillers = [f"m-fill{i}" for i in range(executor.START_SLOTS + 2)]
+    fillers = [f"m-fill{i}" for i in range(SLOTS + 2)]
     with cluster.client("node1") as c:
         for name in fillers:
             c.Group.create(name)
