@@ -11,18 +11,7 @@ import pytest
 from clusterd import db, groups, placement  # importing groups registers its handlers
 from clusterd.errors import CODES
 
-from builders import AT, NAMES, booted
-
-
-def run(s, op, **fields):
-    """Apply one command and return its result."""
-    return db.apply(s, {"op": op, "at": fields.pop("at", AT), **fields})
-
-
-def ok(s, op, **fields):
-    result = run(s, op, **fields)
-    assert set(result) == {"ok"}, result
-    return result["ok"]
+from builders import AT, NAMES, booted, ok, run
 
 
 def code(result):
