@@ -71,7 +71,6 @@ class Executor:
         self._plan, self._plan_at, self._order = {}, None, []
         self.starting = set()  # gids whose worker starts something (they hold a start slot)
         self.answered = set()  # (handle, ask number) of the move questions answered here
-        self._leader_contact = 0.0
         self.reporting = set()  # workers waiting for a report to commit
         self._lost_since = None  # monotonic time this node lost quorum or its lease
 
@@ -100,13 +99,7 @@ class Executor:
         node = self.node
         if not (node.replica.ready() and node.membership.view()["is_quorate"]):
             return False
-        now = time.monotonic()
-        leader = node.status_leader()
-        if leader == self.me:
-            self._leader_contact = now
-        elif leader is not None:
-            self._leader_contact = max(self._leader_contact, node.membership.last_heard.get(leader, 0.0))
-        return now - self._leader_contact <= node.membership.effective_token()
+        return time.monotonic() < node.lease_deadline()
 
     def _mode(self):
         """"run" while this node may run its groups (invariant 3). Without quorum or lease,

@@ -71,6 +71,7 @@ class Node:
         # (coordinator), a failover was applied (executor)
         self.view_changed = self.coordinate = self.owners_changed = None
         self._hash = None  # the last state_hash() and the index it was computed at
+        self._leader_contact = 0.0  # monotonic time of the last contact with the current leader
 
     def attach(self, loop, membership):
         self.loop = loop
@@ -141,6 +142,18 @@ class Node:
                 self._hash = {"state_hash": hashlib.sha256(packed).hexdigest()[:16], "state_index": index}
             return self._hash
         return dict(self.replica.read(digest))
+
+    def lease_deadline(self):
+        """The time.monotonic() instant until which this node holds its lease: it may run its
+        groups only before it (DESIGN.md invariant 3). The leader holds it itself; a follower
+        from its last contact with the current leader, for the effective token."""
+        now = time.monotonic()
+        leader = self.status_leader()
+        if leader == self.cfg.name:
+            self._leader_contact = now
+        elif leader is not None:
+            self._leader_contact = max(self._leader_contact, self.membership.last_heard.get(leader, 0.0))
+        return self._leader_contact + self.membership.effective_token()
 
     def status_leader(self):
         """The current Raft leader's name, or None."""

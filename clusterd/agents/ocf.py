@@ -18,13 +18,14 @@ import os
 import signal
 import time
 
+from .. import timing
 from . import props
 from .base import FAILED, FATAL, HARD, OFFLINE, ONLINE, SOFT, Agent, failed, offline, online
 
 log = logging.getLogger("clusterd.agents.ocf")
 
-DEFAULT_TIMEOUT = 20.0
-KILL_WAIT = 5.0
+DEFAULT_TIMEOUT = timing.OCF_DEFAULT_TIMEOUT
+KILL_WAIT = timing.KILL_WAIT
 
 Outcome = collections.namedtuple("Outcome", "kind code detail out", defaults=(None,))
 
@@ -76,7 +77,7 @@ class OcfAgent(Agent):
 
     @property
     def stop_timeout(self):
-        return float(self.props.get("stop_timeout", self.timeout))
+        return timing.stop_timeout(self.TYPE, self.props)
 
     # -- running one action -------------------------------------------------------------------
     def action_env(self, timeout):

@@ -35,16 +35,16 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from .. import timing
 from . import props, records
 from .base import FAILED, HARD, ONLINE, SOFT, Agent, failed, offline, online
 
 log = logging.getLogger("clusterd.agents.process")
 
-DEFAULT_STOP_TIMEOUT = 10.0
 DEFAULT_START_TIMEOUT = 20.0
 CHECK_TIMEOUT = 1.0  # one health check (TCP connect, HTTP status line)
 POLL = 0.05  # how often a stop looks whether the group is gone
-KILL_WAIT = 5.0  # how long SIGKILLed processes get to vanish before the stop is a failure
+KILL_WAIT = timing.KILL_WAIT  # how long SIGKILLed processes get to vanish before the stop is a failure
 
 RUNNING, EXITED, FOREIGN = "running", "exited", "foreign"
 
@@ -222,7 +222,7 @@ class ProcessAgent(Agent):
 
     @property
     def stop_timeout(self):
-        return float(self.props.get("stop_timeout", DEFAULT_STOP_TIMEOUT))
+        return timing.stop_timeout(self.TYPE, self.props)
 
     # -- start --------------------------------------------------------------------------------
     async def start(self):
