@@ -15,13 +15,13 @@ from .node import Node
 log = logging.getLogger("clusterd")
 
 
-async def serve(node):
+async def serve(node, incarnation):
     loop = asyncio.get_running_loop()
     cfg = node.cfg
     members = node.members
     m = membership.start(
         cfg.heartbeat, name=cfg.name, token=node.token, token_timeout=cfg.token_timeout,
-        coefficient=cfg.token_coefficient,
+        coefficient=cfg.token_coefficient, incarnation=incarnation, raft=node.raft_view,
         members=lambda: {n: {"heartbeat": x["heartbeat"], "votes": x.get("votes", 1)} for n, x in members().items()})
     node.attach(loop, m)
     api = await server.start(node, cfg.api)
@@ -70,7 +70,13 @@ def main(argv=None):
         print(f"clusterd: cannot start: {e}", file=sys.stderr)
         return 1
     try:
-        uvloop.run(serve(node))
+        incarnation = membership.next_incarnation(cfg.data_dir)
+    except (OSError, ValueError) as e:
+        node.replica.close()
+        print(f"clusterd: cannot start: {e}", file=sys.stderr)
+        return 1
+    try:
+        uvloop.run(serve(node, incarnation))
     finally:
         node.replica.close()
     return 0

@@ -4,9 +4,10 @@ Each agent is `async def agent(fencer, down) -> (fenced: bool, detail: str)`; th
 commits the request before and the result after (failover.py), and never counts a fence of
 a node it hears again. The agents:
 
-- `watchdog`: wait the fence delay (effective token + the longest stop timeout of the
-  node's resources + a margin) since this leader last heard the node. By then the node has
-  stopped its resources itself, because it lost quorum or its lease (DESIGN.md invariant 3).
+- `watchdog`: wait `timing.fence_delay` (the lease, the node's slowest group's whole stop, a
+  margin, stretched for clock drift) from `lease.fence_clock_start`: this leader's last grant
+  of a lease to the node, or its own election if later. By then the node has stopped its
+  resources itself, because its lease ran out (docs/timing.md has the proof).
 - `process` (same host): kill the node's daemon and its resource processes by pid and
   create time, then stop whatever its agents' records (in its data dir) say may still run,
   as its own executor would with no grace time; confirm that all of it is gone. The records
@@ -23,11 +24,9 @@ import time
 
 import psutil
 
-from . import agents
+from . import agents, timing
 from .agents import records
 
-MARGIN = 1.0  # seconds added to the watchdog's fence delay
-DEFAULT_STOP_TIMEOUT = 10.0
 OUTPUT_KEPT = 400  # characters of a fence script's output kept in the fence record
 
 
@@ -36,7 +35,7 @@ class Fencer:
 
     def __init__(self, node, started):
         self.node = node
-        self.started = started  # when this leader's coordinator started (a node never heard: since then)
+        self.started = started  # when this leader's coordinator started (the watchdog reads its clock start from membership)
 
     async def fence(self, down):
         return await AGENTS[self.node.cfg.fence_agent](self, down)
@@ -45,21 +44,22 @@ class Fencer:
         """The node is talking again (its suspicion was wrong, e.g. a stall under load)."""
         return down in self.node.membership.view()["live"]
 
-    def stop_timeout(self, down):
-        def longest(state):
-            timeouts = [float(state["resources"][r]["properties"].get("stop_timeout", DEFAULT_STOP_TIMEOUT))
-                        for g in state["groups"].values() if g["owner"] == down for r in g["resources"]]
-            return max(timeouts, default=DEFAULT_STOP_TIMEOUT)
-        return self.node.replica.read(longest)
 
 
 async def fence_watchdog(fencer, down):
-    delay = fencer.node.membership.effective_token() + fencer.stop_timeout(down) + MARGIN
-    heard = fencer.node.membership.last_heard.get(down, fencer.started)
-    wait = heard + delay - time.monotonic()
-    if wait > 0:
+    """Wait the fence delay from the fence clock start, both read again after each wait (a
+    grant sent just before the fence record reached the heartbeat thread moves the start)."""
+    membership = fencer.node.membership
+    while True:
+        bound = fencer.node.replica.read(lambda s: timing.node_stop_bound(s, down))
+        delay = timing.fence_delay(membership.lease_length(), bound)
+        start = membership.fence_clock_start(down)
+        if start is None:
+            return False, "this node is no longer the Raft leader"
+        wait = start + delay - time.monotonic()
+        if wait <= 0:
+            return True, f"fence delay {delay:.2f} s passed since this leader's last lease to {down} or its election"
         await asyncio.sleep(wait)
-    return True, f"fence delay {delay:.2f} s passed since {down} was last heard"
 
 
 def _runs(proc):
@@ -89,12 +89,21 @@ def _process_targets(state, down):
     return [p for p in procs if p and p.get("create_time")]
 
 
+def _fence_stop_timeout(resource):
+    """A process record is stopped by killing its process group at once; any other agent's
+    stop is an action (an OCF script's stop) that needs the resource's own stop timeout."""
+    if resource.get("type") == "process":
+        return 0.0
+    return timing.stop_timeout(resource.get("type"), resource.get("properties"))
+
+
 async def _stop_recorded(data_dir, down):
-    """Stop what the lost node's agents recorded as possibly running, with no grace time
-    (its daemon is dead: nobody else acts on these records). [] or what failed to stop."""
+    """Stop what the lost node's agents recorded as possibly running, with no grace time for a
+    process (its daemon is dead: nobody else acts on these records). [] or what failed to stop."""
     left = []
     for resource in agents.leftovers(data_dir):
-        result = await agents.create(resource, agents.Context(node=down, data_dir=data_dir)).stop(timeout=0)
+        agent = agents.create(resource, agents.Context(node=down, data_dir=data_dir))
+        result = await agent.stop(timeout=_fence_stop_timeout(resource))
         if result.state != "offline":
             left.append(f"{resource.get('name')}: {result.detail}")
     return left

@@ -19,10 +19,12 @@ from raft import Replica, ReplicaError
 
 from . import auth, db, pause, tasks
 from .errors import ClusterError
+from .lease import RaftView
 
 log = logging.getLogger("clusterd.node")
 
 WRITE_TIMEOUT = 5.0
+FENCED_CACHE = 0.01  # seconds the heartbeat thread may use a read of the fence records
 
 
 def _canonical(value):
@@ -71,7 +73,7 @@ class Node:
         # (coordinator), a failover was applied (executor)
         self.view_changed = self.coordinate = self.owners_changed = None
         self._hash = None  # the last state_hash() and the index it was computed at
-        self._leader_contact = 0.0  # monotonic time of the last contact with the current leader
+        self._fenced = (float("-inf"), frozenset())  # (read at, nodes a committed fence names)
 
     def attach(self, loop, membership):
         self.loop = loop
@@ -129,6 +131,8 @@ class Node:
             "term": r["term"], "commit_index": r["commit_index"], "last_applied": r["last_applied"],
             "raft": self.cfg.raft, "api": self.cfg.api, "xapi": self.cfg.xapi, "uptime": time.time() - self.started,
             "tick_thread_alive": self.replica.tick_thread_alive(),
+            "lease": max(0.0, self.lease_deadline() - time.monotonic()),
+            "heartbeat_rejected": self.membership.rejected_counts(),
             **self.state_hash(),
         }
 
@@ -143,17 +147,25 @@ class Node:
             return self._hash
         return dict(self.replica.read(digest))
 
-    def lease_deadline(self):
+    def lease_deadline(self) -> float:
         """The time.monotonic() instant until which this node holds its lease: it may run its
-        groups only before it (DESIGN.md invariant 3). The leader holds it itself; a follower
-        from its last contact with the current leader, for the effective token."""
+        groups only before it (DESIGN.md invariant 3). By round trip (lease.py, docs/timing.md):
+        from this node's own send time of a heartbeat that the Raft leader echoed with a grant,
+        or the leader's own; 0.0 when it holds none."""
+        return self.membership.lease_deadline()
+
+    def raft_view(self) -> RaftView:
+        """What membership needs of Raft and the committed fences, for each heartbeat: the term
+        and leadership fresh, the fence records at most VIEW_CACHE old (the watchdog fence reads
+        its clock start again after every wait, so a grant sent meanwhile is counted)."""
+        term, leader, ready, applied = self.replica.lease_state()
+        at, fenced = self._fenced
         now = time.monotonic()
-        leader = self.status_leader()
-        if leader == self.cfg.name:
-            self._leader_contact = now
-        elif leader is not None:
-            self._leader_contact = max(self._leader_contact, self.membership.last_heard.get(leader, 0.0))
-        return self._leader_contact + self.membership.effective_token()
+        if now - at > FENCED_CACHE:
+            fenced = self.replica.read(lambda s: frozenset(
+                n for n, f in s["fence"].items() if f.get("status") in ("requested", "fenced")))
+            self._fenced = (now, fenced)
+        return RaftView(term=term, leader=leader, leader_ready=ready, applied=applied, fenced=fenced)
 
     def status_leader(self):
         """The current Raft leader's name, or None."""

@@ -173,6 +173,16 @@ class Replica:
     def is_leader(self):
         return self._obj._isLeader()
 
+    def lease_state(self):
+        """(term, leader, leader_ready, last_applied) for the heartbeat thread, read in that
+        order: leader_ready once this leader has applied its own term's first entry (the no-op
+        pysyncobj appends on election), so its state holds every entry committed before."""
+        term = self._obj.raftCurrentTerm
+        leader = self._obj._isLeader()
+        noop = getattr(self._obj, "_SyncObj__noopIDx", None)
+        applied = self._obj.raftLastApplied
+        return term, leader, leader and noop is not None and applied >= noop, applied
+
     # -- writes ------------------------------------------------------------------------------
     async def submit(self, command, timeout=5.0):
         """Commit one command; return apply's result. Retries until the deadline; the command

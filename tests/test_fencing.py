@@ -140,3 +140,23 @@ def test_the_process_fence_stops_what_the_lost_nodes_agents_recorded(tmp_path):
     assert not psutil.pid_exists(started.pid) or psutil.Process(started.pid).status() == psutil.STATUS_ZOMBIE
     assert [r["event"] for r in read_witness(witness)] == ["start", "stop"]
     assert agents.leftovers(str(tmp_path)) == []
+
+
+def test_the_process_fence_stops_an_ocf_record_with_its_stop_action(tmp_path):
+    """An OCF resource is stopped by its script's stop action, which needs its time: the fence
+    gives it the resource's real stop timeout (0 s made every such fence fail)."""
+    from clusterd import agents
+    state = tmp_path / "state"
+    ra = script(tmp_path / "ra", """\
+        case "$1" in
+          start) touch "$OCF_RESKEY_state"; exit 0;;
+          stop) sleep 0.2; rm -f "$OCF_RESKEY_state"; exit 0;;
+          monitor) [ -e "$OCF_RESKEY_state" ] && exit 0; exit 7;;
+          *) exit 3;;
+        esac
+        """)
+    resource = {"id": "r2", "name": "svc", "type": "ocf", "properties": {"script": ra, "params": {"state": str(state)}}}
+    started = asyncio.run(agents.create(resource, agents.Context(node="node3", data_dir=str(tmp_path))).start())
+    assert started.state == "online" and state.exists()
+    assert asyncio.run(fencing._stop_recorded(str(tmp_path), "node3")) == []
+    assert not state.exists() and agents.leftovers(str(tmp_path)) == []
