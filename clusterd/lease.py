@@ -18,8 +18,9 @@ heartbeats it sends and accepts; the property test drives the same code over ran
   grant carries the leader's remaining lease R and the log index the receiver must have
   applied. The receiver's lease then runs until its own send time of the echoed seq +
   min(LEASE, R): it never outlives the granter's.
-- `fence_clock_start` is where the leader's fence wait starts for a peer: its last grant to it,
-  or its own election if later.
+- `fence_clock_start` is where the leader's fence wait starts for a peer: when it accepted the
+  heartbeat its latest grant to the peer echoed (that heartbeat's send time, where the lease
+  starts, came before), or its own election if later.
 """
 import collections
 import dataclasses
@@ -64,11 +65,12 @@ class SendTimes:
 class Peer:
     """What this node knows of one peer, all on this node's clock."""
     newest: tuple = (-1, -1)  # (incarnation, seq) of its newest heartbeat accepted here
+    heard_at: float = NEVER  # when we accepted it
     echo_at: float = NEVER  # our send time of the newest of our seqs it echoed
     term: int = 0  # the highest Raft term it reported
     lease: float = NEVER  # the latest lease deadline it granted us, honoured
     pending: tuple | None = None  # (deadline, need): a grant waiting for our log to reach need
-    last_grant: float = NEVER  # when we last granted it a lease (as leader, this term)
+    last_grant: float = NEVER  # when we accepted the heartbeat our latest grant to it echoes
     need: int | None = None  # the applied index our current run of grants to it asks for
 
 
@@ -86,6 +88,15 @@ class RaftView:
 class Grant:
     remaining: float  # the granter's own lease left when it granted, seconds
     need: int  # the log index the receiver must have applied
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """A heartbeat being sent, between begin_send and finish_send."""
+    seq: int
+    now: float  # its send time
+    echoes: dict
+    live: list
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +167,26 @@ class LeaseBook:
             return None
         if p.need is None:
             p.need = raft.applied
-        p.last_grant = now
+        # the lease this grant gives runs from the peer's send time of the heartbeat we echo,
+        # which came before we accepted it: that instant bounds it (on our clock)
+        p.last_grant = max(p.last_grant, p.heard_at)
         return Grant(own - now, p.need)
+
+    def begin_send(self, now: float, names: list[str], *, token: float, members: Iterable[str]) -> Outgoing:
+        """Step 1 of sending: a new seq sent at `now` and the echoes for `names`. Then the
+        caller reads Raft (its term must be read after the echoes: docs/timing.md), then
+        its clock again, and calls finish_send."""
+        seq = self.next_seq(now, horizon=2 * token + 1.0)
+        return Outgoing(seq, now, {n: self.echo_for(n) for n in names}, self.live(now, token, members))
+
+    def finish_send(self, out: Outgoing, raft: RaftView, observed: float, *, members: list[str], lease: float,
+                    reply: bool) -> dict:
+        """Step 2: {name: Heartbeat} for the names of begin_send, with their grants. `observed`
+        is the clock read after `raft` (a leadership is noted no earlier than Raft said so)."""
+        self.observe_leadership(observed, raft.term, raft.leader)
+        return {n: Heartbeat(self.name, self.incarnation, out.seq, raft.term, echo,
+                             self.grant_for(n, out.now, raft, live=out.live, members=members, lease=lease), reply)
+                for n, echo in out.echoes.items()}
 
     # -- receiving -----------------------------------------------------------------------
     def accept(self, hb: Heartbeat, now: float, *, lease: float, applied: int) -> str | None:
@@ -165,7 +194,7 @@ class LeaseBook:
         p = self.peer(hb.sender)
         if (hb.incarnation, hb.seq) <= p.newest:
             return "replay"
-        p.newest = (hb.incarnation, hb.seq)
+        p.newest, p.heard_at = (hb.incarnation, hb.seq), now
         p.term = max(p.term, hb.term)
         if hb.echo is None or hb.echo[0] != self.incarnation:
             return None
@@ -214,8 +243,9 @@ class LeaseBook:
         return best
 
     def fence_clock_start(self, peer: str) -> float:
-        """Where the leader's fence wait for `peer` starts: its last grant to it in this term, or
-        its own election (every lease an earlier leader granted ends within LEASE of it)."""
+        """Where the leader's fence wait for `peer` starts: when it accepted the heartbeat that its
+        latest grant (this term) echoed, or its own election if later (every lease an earlier
+        leader granted ends within LEASE of it)."""
         return max(self.leader_since, self.peer(peer).last_grant)
 
 

@@ -230,24 +230,18 @@ class Membership:
         if not names:
             return
         token = self.effective_token(members)
-        lease_len = timing.lease_length(token)
         now = time.monotonic()  # read before anything is sent: a send time is never late
         with self.lock:
-            seq = self.book.next_seq(now, horizon=2 * token + 1.0)
-            echoes = {n: self.book.echo_for(n) for n in names}
-            live = self.book.live(now, token, members)
+            out = self.book.begin_send(now, names, token=token, members=members)
         raft = self.raft()  # after the echoes: the term we report was read after them
         observed = time.monotonic()
         with self.lock:
-            self.book.observe_leadership(observed, raft.term, raft.leader)
-            grants = {n: self.book.grant_for(n, now, raft, live=live, members=list(members), lease=lease_len)
-                      for n in names}
-        for n in names:
-            packet = encode(self.key, Heartbeat(self.name, self.incarnation, seq, raft.term, echoes[n],
-                                                grants[n], reply))
+            beats = self.book.finish_send(out, raft, observed, members=list(members),
+                                          lease=timing.lease_length(token), reply=reply)
+        for n, hb in beats.items():
             host, port = members[n]["heartbeat"].rsplit(":", 1)
             try:
-                self.sock.sendto(packet, (host, int(port)))
+                self.sock.sendto(encode(self.key, hb), (host, int(port)))
             except OSError:
                 pass  # a peer that is gone (ICMP unreachable): expected
 
