@@ -7,6 +7,7 @@ state sequence number. Dependencies stay inside one group and form a DAG.
 """
 from .db import handler, ok
 from .errors import failure
+from .pause import node_record
 
 CORE_GROUP = "Cluster Group"
 GROUP_TYPE_UNKNOWN = 0x270F  # ClusGroupTypeUnknown, MS-CMRP 3.1.4.2.43
@@ -311,8 +312,7 @@ def set_persistent_state(state, group, target):
 def _paused_owner(state, owner):
     """A new owner that is paused (since placement chose it) is refused: ApiPauseNodeEx
     suspends group ownership on a paused node."""
-    rec = state.get("nodes", {}).get(owner)
-    if rec is not None and rec["paused"]:
+    if node_record(state, owner)["paused"]:
         return failure("ERROR_CLUSTER_NODE_PAUSED", owner, message="the node chosen to host the group is paused")
     return None
 

@@ -159,3 +159,14 @@ def test_a_resource_failure_failover_gives_the_node_left_end_node_16_and_the_oth
     seen = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted((x["node"], x["action"], x["name"]) for x in seen) == [
         ("node1", 9, "Failover"), ("node2", 9, "Failover"), ("node3", 16, "End Node")]
+
+
+@pytest.mark.parametrize("value", [5, ["h"], {"h": 1}, "h" * 129])
+def test_a_hostile_exit_request_field_is_refused_and_the_daemon_keeps_serving(cluster, value):
+    """Every input from outside is hostile: a frame's exit_request is a string of at most 128
+    characters, else FIELD_TYPE_ERROR, nothing runs, and the connection goes on."""
+    with cluster.client("node3") as c:
+        c.login()
+        resp = c.request({"method": "Domain.delete", "args": ["nope"], "session": c.session, "exit_request": value})
+        assert resp["error"]["code"] == "FIELD_TYPE_ERROR" and resp["error"]["params"] == ["exit_request"]
+        assert c.Node.status()["name"] == "node3"
