@@ -6,9 +6,14 @@
 
 Every call carries a request id; a write answered CLUSTER_WRITE_UNKNOWN (not confirmed in
 time) is retried with the same id, so it applies once. An expired session logs in again.
+
+A client made inside an exit program (CLUSTERD_REQUEST in its environment, exitprog.py) passes
+that request handle on in every call ("exit_request"), so that the daemon can refuse what an
+exit program may not call (the recovery-domain APIs, as IBM's CRG APIs).
 """
 import asyncio
 import itertools
+import os
 import socket
 import uuid
 
@@ -45,10 +50,23 @@ class _Proxy:
         return lambda *args, **kw: self._call(f"{self._prefix}.{name}", *args, **kw)
 
 
+def exit_request_from_environment():
+    """The request handle an exit program runs for (CLUSTERD_REQUEST), or None."""
+    return os.environ.get("CLUSTERD_REQUEST") or None
+
+
+def _frame(method, args, session, rid, exit_request):
+    req = {"method": method, "args": list(args), "session": session, "rid": rid}
+    if exit_request:
+        req["exit_request"] = exit_request
+    return req
+
+
 class Client:
-    def __init__(self, address, user=None, password=None, timeout=10.0, retries=2):
+    def __init__(self, address, user=None, password=None, timeout=10.0, retries=2, exit_request=None):
         self.address, self.user, self.password = address, user, password
         self.timeout, self.retries = timeout, retries
+        self.exit_request = exit_request or exit_request_from_environment()
         self.session = None
         self._sock = None
         self._ids = itertools.count(1)
@@ -109,7 +127,7 @@ class Client:
         rid = rid or str(uuid.uuid4())
         uncertain = False  # an earlier attempt may have committed
         for attempt in range(self.retries + 1):
-            resp = self.request({"method": method, "args": list(args), "session": self.session, "rid": rid})
+            resp = self.request(_frame(method, args, self.session, rid, self.exit_request))
             err = resp.get("error")
             if err and err.get("code") == "SESSION_INVALID" and self.user is not None and attempt < self.retries:
                 self.login()
@@ -123,9 +141,10 @@ class Client:
 class AsyncClient:
     """Pipelined: many calls may be in flight on one connection."""
 
-    def __init__(self, address, user=None, password=None, timeout=10.0, retries=2):
+    def __init__(self, address, user=None, password=None, timeout=10.0, retries=2, exit_request=None):
         self.address, self.user, self.password = address, user, password
         self.timeout, self.retries = timeout, retries
+        self.exit_request = exit_request or exit_request_from_environment()
         self.session = None
         self._ids = itertools.count(1)
         self._waiting = {}
@@ -204,7 +223,7 @@ class AsyncClient:
         rid = rid or str(uuid.uuid4())
         uncertain = False  # an earlier attempt may have committed
         for attempt in range(self.retries + 1):
-            resp = await self.request({"method": method, "args": list(args), "session": self.session, "rid": rid})
+            resp = await self.request(_frame(method, args, self.session, rid, self.exit_request))
             err = resp.get("error")
             if err and err.get("code") == "SESSION_INVALID" and self.user is not None and attempt < self.retries:
                 await self.login()

@@ -119,7 +119,8 @@ def _create(state, cmd, names):
         "token_timeout": float(cmd["token_timeout"]),
         "token_timeout_coefficient": float(cmd["token_timeout_coefficient"]),
         "other_config": {},
-        "pending_forget": [],
+        "pending_forget": [],  # the IPs of the members in "forgotten" (each IP once)
+        "forgotten": [],  # names of the members marked permanently dead, not yet removed
     }
     state["cluster_hosts"] = hosts
     return ok(cmd["ref"])
@@ -168,8 +169,7 @@ def _pool_force_destroy(state, cmd):
 def _pool_resync(state, cmd):
     """Create the Cluster_host records that are missing, and enable every one."""
     have = {ch["host"] for ch in state["cluster_hosts"].values()}
-    forgotten = state["cluster"]["pending_forget"]
-    missing = [n for n, m in state["members"].items() if n not in have and m["heartbeat"] not in forgotten]
+    missing = [n for n in state["members"] if n not in have and not _forgotten(state, n)]
     state["cluster_hosts"].update(_new_cluster_hosts(state, cmd, missing))
     for ch in state["cluster_hosts"].values():
         ch["enabled"] = ch["joined"] = True
@@ -235,7 +235,7 @@ def _cluster_host_create(state, cmd):
         return failure("HANDLE_INVALID", "PIF", cmd["pif"])
     if any(ch["host"] == name for ch in state["cluster_hosts"].values()):
         return failure("INVALID_VALUE", "host", cmd["host"], message="the host already has a Cluster_host")
-    if member["heartbeat"] in c["pending_forget"]:
+    if _forgotten(state, name):
         return failure("INVALID_VALUE", "host", cmd["host"], message="the host was forgotten: it must not rejoin")
     state["cluster_hosts"].update(_new_cluster_hosts(state, {"cluster_host_ids": {name: cmd["ids"]}, "at": cmd["at"]},
                                                      [name]))
@@ -276,17 +276,42 @@ def _cluster_host_disable(state, cmd):
     return _set_enabled(state, cmd, False)
 
 
+# -- pending_forget ---------------------------------------------------------------------------
+# The Cluster page: pending_forget stores "the IP of cluster members marked as permanently dead
+# but not yet removed". It holds each such member's IP (its heartbeat address without the port),
+# each IP once: where members share one IP (a local cluster, all on 127.0.0.1) the IP stays while
+# any of them waits for its removal. Which members are forgotten is kept by name ("forgotten"),
+# since an IP alone cannot tell members on one host apart.
+def member_ip(address):
+    """'10.0.0.3:7200' -> '10.0.0.3'; '[::1]:7200' -> '::1'."""
+    host = address.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def _forgotten(state, name):
+    c = state["cluster"]
+    if c is None:
+        return False
+    # before the names were kept, pending_forget held the member's IP:PORT
+    return name in c.get("forgotten", []) or state["members"][name]["heartbeat"] in c["pending_forget"]
+
+
+def _set_forgotten(state, names):
+    c = state["cluster"]
+    legacy = [n for n, m in state["members"].items() if m["heartbeat"] in c["pending_forget"] and n not in names]
+    names = [n for n in names if n in state["members"]] + legacy
+    c["forgotten"] = names
+    c["pending_forget"] = list(dict.fromkeys(member_ip(state["members"][n]["heartbeat"]) for n in names))
+
+
 @handler("cluster_host.forget", needs=_needs_cluster_host)
 def _cluster_host_forget(state, cmd):
-    """Declare the host permanently dead: drop its Cluster_host and keep its membership
-    address in the Cluster's pending_forget until the member itself is removed."""
+    """Declare the host permanently dead: drop its Cluster_host and keep its IP in the
+    Cluster's pending_forget until the member itself is removed."""
     ch = state["cluster_hosts"][cmd["self"]]
     if len(state["cluster_hosts"]) == 1:
         return failure("CLUSTER_HOST_IS_LAST", cmd["self"])
-    address = state["members"][ch["host"]]["heartbeat"]
-    pending = state["cluster"]["pending_forget"]
-    if address not in pending:
-        pending.append(address)
+    _set_forgotten(state, list(dict.fromkeys(state["cluster"].get("forgotten", []) + [ch["host"]])))
     del state["cluster_hosts"][cmd["self"]]
     return ok()
 
@@ -328,9 +353,10 @@ def _member_remove(state, cmd):
         return failure("HANDLE_INVALID", "host", name)
     if len(state["members"]) == 1:
         return failure("CLUSTER_HOST_IS_LAST", name)
-    heartbeat = state["members"].pop(name)["heartbeat"]
-    if state["cluster"] is not None:  # forgotten and now removed: no longer pending
-        state["cluster"]["pending_forget"] = [a for a in state["cluster"]["pending_forget"] if a != heartbeat]
+    del state["members"][name]
+    c = state["cluster"]
+    if c is not None:  # forgotten and now removed: no longer pending
+        _set_forgotten(state, [n for n in c.get("forgotten", []) if n != name])
     state["cluster_hosts"] = {r: ch for r, ch in state["cluster_hosts"].items() if ch["host"] != name}
     state["view"]["live"] = [n for n in state["view"]["live"] if n != name]
     return ok()

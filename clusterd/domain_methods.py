@@ -2,6 +2,11 @@
 results queues (Events.read). Domain requests are asynchronous: they return
 {"status": "ERROR_IO_PENDING", "code": 0x3E5, "handle"} at once; the completion is posted to
 the queue the caller named, under the handle: Events.read(queue, handle).
+
+The recovery-domain APIs that change a domain cannot be called from an exit program (IBM's
+restriction on QcstRemoveNodeFromRcvyDomain and the other CRG APIs): a call that carries the
+request an exit program runs for (the clients pass CLUSTERD_REQUEST on) is refused with
+DOMAIN_CALLED_FROM_EXIT_PROGRAM before anything is submitted.
 """
 import asyncio
 import uuid
@@ -45,6 +50,13 @@ async def node_get_all_pause_records(call):
 
 
 # -- Domain -------------------------------------------------------------------------------------
+def _not_from_exit_program(call, method):
+    if call.exit_request:
+        raise ClusterError("DOMAIN_CALLED_FROM_EXIT_PROGRAM", method, call.exit_request, message=(
+            f"{method} cannot be called from a cluster resource group exit program "
+            f"(this call comes from the exit program of request {call.exit_request})"))
+
+
 def _group(state, key):
     g = find_group(state, key)
     if g is None:
@@ -56,6 +68,7 @@ def _group(state, key):
                                        ("exit_program", "nullable_string")))
 async def domain_create(call, group, model, nodes, roles, exit_program):
     """Give the group a recovery domain: nodes[i] takes roles[i]; backups in the order given."""
+    _not_from_exit_program(call, "Domain.create")
     if len(nodes) != len(roles):
         raise ClusterError("ERROR_INVALID_PARAMETER", "roles", message="one role per node")
     await call.node.write("domain.create", rid=call.rid, group=group, model=model, exit_program=exit_program,
@@ -63,9 +76,9 @@ async def domain_create(call, group, model, nodes, roles, exit_program):
     return ""
 
 
-
 @rpc("Domain.delete", role=OP, params=(GROUP,))
 async def domain_delete(call, group):
+    _not_from_exit_program(call, "Domain.delete")
     await call.node.write("domain.delete", rid=call.rid, group=group)
     return ""
 
@@ -82,6 +95,7 @@ async def domain_get(call, group):
 
 
 async def _request(call, kind, group, queue, **args):
+    _not_from_exit_program(call, f"Domain.{kind}")
     return await call.node.write("domain.request", rid=call.rid, kind=kind, group=group, queue=queue,
                                  handle=str(uuid.uuid4()), **args)
 

@@ -13,27 +13,30 @@ leader first moves the group, mover.py); one failed -> every active node is call
 Undo succeeded -> the status comes back, the request failed; Undo failed -> Indoubt (30). The
 completion goes to the results queue the caller named, keyed by the request handle (events.py).
 
-IBM numbers. Seed page (QcstRemoveNodeFromRcvyDomain): Active 10, Indoubt 30, Remove Node
-Pending 550, action Remove Node 12. Issue text: Inactive 20, Restored 40. The other codes
-below are IBM's as we know them from the Cluster Resource Group Exit Program page
-(https://www.ibm.com/docs/en/i/7.5?topic=ssw_ibm_i_75%2Fapis%2Fclrgexit.html, action codes and
-statuses), but the passage holding the numbers could not be read back here: README lists them
-as unconfirmed.
+IBM numbers, all confirmed (../shared/notes/ibm-ms-codes.md): the action codes (enum
+QcstCrgActionCode) and the CRG statuses (enum QcstCrgStatus) from IBM's QSYSINC headers
+QCSTCRG3.H and QCST.H, with IBM's names; the role numbers from QCST.H (primary 0, replicate
+-1, peer -4; backups 1..n in order). A failover gives the node the group leaves, when it is
+still active and takes part, End Node (16) and the others Failover (9), as IBM's ENDCLUNOD
+does (action_for).
 """
 from . import events
 from .db import handler, ok
 from .errors import failure
-from .groups import _refresh, find_group
+from .groups import _refresh, find_group, set_persistent_state
+from .pause import paused_nodes
 
-# CRG status codes
+# CRG status codes (QCST.H enum QcstCrgStatus)
 ACTIVE, INACTIVE, INDOUBT, RESTORED = 10, 20, 30, 40
-ADD_NODE_PENDING, CHANGE_PENDING, END_PENDING, REMOVE_NODE_PENDING, START_PENDING, SWITCHOVER_PENDING = \
+ADD_NODE_PENDING, CHANGE_PENDING, END_CRG_PENDING, REMOVE_NODE_PENDING, START_CRG_PENDING, SWITCHOVER_PENDING = \
     500, 520, 530, 550, 560, 570
 STATUS_NAMES = {ACTIVE: "Active", INACTIVE: "Inactive", INDOUBT: "Indoubt", RESTORED: "Restored",
-                ADD_NODE_PENDING: "Add Node Pending", CHANGE_PENDING: "Change Pending", END_PENDING: "End Pending",
-                START_PENDING: "Start Pending",
+                ADD_NODE_PENDING: "Add Node Pending", CHANGE_PENDING: "Change Pending",
+                END_CRG_PENDING: "End CRG Pending", START_CRG_PENDING: "Start CRG Pending",
                 REMOVE_NODE_PENDING: "Remove Node Pending", SWITCHOVER_PENDING: "Switchover Pending"}
-# exit program action codes
+# role numbers (QCST.H): QcstPrimaryNodeRole 0, QcstReplicateNodeRole -1, QcstPeerNodeRole -4
+PRIMARY_ROLE, REPLICATE_ROLE, PEER_ROLE = 0, -1, -4
+# exit program action codes (QCSTCRG3.H enum QcstCrgActionCode)
 START, END, RESTART, FAILOVER, SWITCHOVER, ADD_NODE, REMOVE_NODE, CHANGE, UNDO, END_NODE = 2, 4, 3, 9, 10, 11, 12, 13, 15, 16
 ACTION_NAMES = {START: "Start", END: "End", RESTART: "Restart", FAILOVER: "Failover", SWITCHOVER: "Switchover",
                 ADD_NODE: "Add Node", REMOVE_NODE: "Remove Node", CHANGE: "Change", UNDO: "Undo", END_NODE: "End Node"}
@@ -42,7 +45,7 @@ MODELS = {"primary-backup": ("primary", "backup", "replicate"), "peer": ("peer",
 KINDS = {"add_node": (ADD_NODE_PENDING, ADD_NODE), "remove_node": (REMOVE_NODE_PENDING, REMOVE_NODE),
          "set_role": (CHANGE_PENDING, CHANGE), "switchover": (SWITCHOVER_PENDING, SWITCHOVER),
          "failover": (SWITCHOVER_PENDING, FAILOVER),
-         "start": (START_PENDING, START), "end": (END_PENDING, END)}  # QcstStart/EndClusterResourceGroup  # failover: the coordinator's, after a fence
+         "start": (START_CRG_PENDING, START), "end": (END_CRG_PENDING, END)}  # QcstStart/EndClusterResourceGroup  # failover: the coordinator's, after a fence
 FAILOVER_QUEUE = "clusterd-failover"  # where failover completions go (IBM: the failover message queue)
 MAX_PATH = 4096
 MAX_DOMAIN = 64
@@ -54,14 +57,26 @@ def roles(domain, role):
     return [e["node"] for e in domain["nodes"] if e["role"] == role]
 
 
+ROLE_NUMBERS = {"primary": PRIMARY_ROLE, "replicate": REPLICATE_ROLE, "peer": PEER_ROLE}
+
+
 def role_of(domain, node):
-    """The node's role name and IBM's role number (primary 0, backup n, replicate -1, peer 0)."""
+    """The node's role name and IBM's role number (primary 0, backup n, replicate -1, peer -4)."""
     backups = roles(domain, "backup")
     for e in domain["nodes"]:
         if e["node"] == node:
-            number = {"primary": 0, "peer": 0, "replicate": -1}.get(e["role"], backups.index(node) + 1 if node in backups else 0)
+            number = ROLE_NUMBERS.get(e["role"], backups.index(node) + 1 if node in backups else 0)
             return e["role"], number
     return None, None
+
+
+def action_for(req, node):
+    """The action code a request's exit program gets on `node`: the request's, except that in a
+    failover the node the group leaves (still active, so it takes part) gets End Node (16), as
+    the node ENDCLUNOD ends does while the others get Failover (9)."""
+    if req["kind"] == "failover" and req["phase"] == "exit" and node == req.get("from"):
+        return END_NODE
+    return req["action"]
 
 
 def order(domain):
@@ -224,7 +239,7 @@ def _rules(state, g, cmd):
         if status not in (INACTIVE, INDOUBT):
             return failure("DOMAIN_RULE", g["name"], message="start needs the group Inactive (20) or Indoubt (30)")
         if start_target(state, g) is None:
-            return failure("ERROR_CLUSTER_NODE_DOWN", g["name"], message="no node of the domain's order is Up")
+            return _none_up(state, order(d), g, "no node of the domain's order is Up")
         return None
     if kind == "end":
         if status != ACTIVE:
@@ -233,6 +248,8 @@ def _rules(state, g, cmd):
     if kind == "failover":
         if node not in state["members"] or cmd.get("from") not in state["members"]:
             return failure("ERROR_INVALID_HANDLE", str(node))
+        if node in paused_nodes(state):  # paused since placement chose it
+            return failure("ERROR_CLUSTER_NODE_PAUSED", node, message="the failover's destination is paused")
         return None
     if kind == "switchover":
         if d["model"] != "primary-backup":
@@ -240,7 +257,7 @@ def _rules(state, g, cmd):
         if status != ACTIVE:
             return failure("DOMAIN_RULE", g["name"], message="switchover needs the group Active (10)")
         if switchover_target(state, g) is None:
-            return failure("ERROR_CLUSTER_NODE_DOWN", g["name"], message="no active backup")
+            return _none_up(state, roles(d, "backup"), g, "no active backup that is not paused")
         return None
     return failure("ERROR_INVALID_PARAMETER", str(kind))
 
@@ -264,18 +281,29 @@ def failover_domain(state, gid):
     return "busy" if d["request"] else "exit"
 
 
+def _first_up(state, nodes):
+    """The first of `nodes` that is Up: live in the committed view and not paused."""
+    live, paused = set(state["view"]["live"]), paused_nodes(state)
+    return next((n for n in nodes if n in live and n not in paused), None)
+
+
+def _none_up(state, nodes, g, why):
+    """The refusal when none of `nodes` is Up: ERROR_CLUSTER_NODE_PAUSED when some are live but
+    paused (a paused node takes no group, ApiPauseNodeEx), else ERROR_CLUSTER_NODE_DOWN."""
+    paused = [n for n in nodes if n in state["view"]["live"] and n in paused_nodes(state)]
+    if paused:
+        return failure("ERROR_CLUSTER_NODE_PAUSED", *paused, message=why)
+    return failure("ERROR_CLUSTER_NODE_DOWN", g["name"], message=why)
+
+
 def start_target(state, g):
     """Where a start brings the group online: the first node of the order that is Up."""
-    from .pause import paused_nodes
-    live, paused = set(state["view"]["live"]), paused_nodes(state)
-    return next((n for n in order(g["domain"]) if n in live and n not in paused), None)
+    return _first_up(state, order(g["domain"]))
 
 
 def switchover_target(state, g):
     """The first backup that is active (live) and not paused."""
-    from .pause import paused_nodes
-    live, paused = set(state["view"]["live"]), paused_nodes(state)
-    return next((n for n in roles(g["domain"], "backup") if n in live and n not in paused), None)
+    return _first_up(state, roles(g["domain"], "backup"))
 
 
 def _needs_request(state, cmd):
@@ -304,8 +332,9 @@ def _domain_request(state, cmd):
         participants.append(cmd["node"])
     roles_at_call = {n: list(role_of(d, n)) for n in participants}
     if cmd["kind"] == "add_node" and cmd["node"] in participants:
-        roles_at_call[cmd["node"]] = [cmd["role"], -1 if cmd["role"] == "replicate" else 0
-                                      if cmd["role"] == "peer" else cmd.get("position") or len(roles(d, "backup")) + 1]
+        number = ROLE_NUMBERS[cmd["role"]] if cmd["role"] in ROLE_NUMBERS else \
+            cmd.get("position") or len(roles(d, "backup")) + 1
+        roles_at_call[cmd["node"]] = [cmd["role"], number]
     req = {"handle": cmd["handle"], "group": g["id"], "group_name": g["name"], "kind": cmd["kind"],
            "node": cmd.get("node"), "role": cmd.get("role"), "position": cmd.get("position"), "queue": cmd["queue"],
            "action": action, "phase": "exit", "participants": participants, "roles": roles_at_call,
@@ -381,10 +410,26 @@ def _advance(state, req, at):
         if req["kind"] in ("switchover", "failover"):
             req["phase"] = "move"  # the leader moves (or fails over) the group (mover.py), then domain.moved
             return None
+        if req["kind"] == "start" and not _start_placed(state, req):
+            return _start_undo(state, req, at)
         return _complete(state, req, at, ok_=True)
     if req["phase"] == "undo":
         return _complete(state, req, at, ok_=False, indoubt=bool(failed))
     return None
+
+
+def _start_placed(state, req):
+    """A start places its group on the target it chose when it was asked; if that node is no
+    longer Up (paused or down while the exit programs ran), on the first node of the order that
+    is Up now; with none, the start fails (MOVE_FAILED) and undoes."""
+    g = state["groups"].get(req["group"])
+    if g is None or g.get("domain") is None or _first_up(state, [req["target"]]):
+        return True
+    req["target"] = start_target(state, g)
+    if req["target"] is None:
+        req["error"] = {"message_id": "MOVE_FAILED", "data": "no node of the domain's order is Up any more"}
+        return False
+    return True
 
 
 def _start_undo(state, req, at):
@@ -440,7 +485,7 @@ def _apply_change(state, g, req):
                 r = state["resources"][rid]
                 if r["state"] == "Failed":
                     r["state"], r["restarts"] = "Offline", []
-        g["persistent_state"] = "online" if req["kind"] == "start" else "offline"
+        set_persistent_state(state, g, "online" if req["kind"] == "start" else "offline")
         _refresh(state, g)
 
 

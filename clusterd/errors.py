@@ -55,13 +55,15 @@ CODES = {
     "ERROR_HOST_NODE_NOT_GROUP_OWNER": (0x1398, "the reporting node does not own the group"),
     "ERROR_RESOURCE_ONLINE": (0x139B, "the resource is not offline"),
     "ERROR_CORE_RESOURCE": (0x13A2, "the core group cannot be deleted"),
-    # winerror.h: ERROR_INVALID_STATE 5023, ERROR_CLUSTER_NODE_NOT_FOUND 5042 (moves)
+    # winerror.h (numbers confirmed in ../shared/notes/ibm-ms-codes.md, section d)
     "ERROR_INVALID_STATE": (0x139F, "the object is not in a state that allows this"),
     "ERROR_CLUSTER_NODE_NOT_FOUND": (0x13B2, "no such cluster node"),
     "ERROR_CLUSTER_NODE_DOWN": (0x13BA, "no node that is up can do this"),
-    "ERROR_DEPENDENCY_TREE_TOO_COMPLEX": (0x13C3, "the dependency tree is at its maximum depth"),
     "ERROR_DEPENDENCY_NOT_ALLOWED": (0x13CD, "the dependency is not allowed"),
+    "ERROR_CLUSTER_NODE_PAUSED": (0x13CE, "the node is paused: it takes no group"),
+    "ERROR_DEPENDENCY_TREE_TOO_COMPLEX": (0x1729, "the dependency tree is at its maximum depth"),  # 5929
     "ERROR_CLUSTER_RESOURCE_LOCKED_STATUS": (0x1748, "a resource of the group is locked"),
+    # 0x174A: MS-CMRP's name; today's winerror.h calls it ERROR_CLUSTER_NODE_DRAIN_IN_PROGRESS
     "ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS": (0x174A, "a drain of that node is already in progress"),
     "CLUSTER_SPECIAL_GROUP": (None, "clients may not bring the core group online or offline or change its node list"),
     "AGENT_PROPERTIES_INVALID": (None, "the resource's properties are not valid for its agent"),
@@ -70,6 +72,7 @@ CODES = {
     "DOMAIN_NOT_FOUND": (None, "the group has no recovery domain"),
     "DOMAIN_REQUEST_IN_PROGRESS": (None, "another request on the group's recovery domain is in progress"),
     "DOMAIN_RULE": (None, "the recovery domain's rules refuse this request"),
+    "DOMAIN_CALLED_FROM_EXIT_PROGRAM": (None, "a recovery-domain API cannot be called from an exit program"),
 
 }
 

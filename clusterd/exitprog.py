@@ -8,11 +8,17 @@ data; we use a process's plain interface):
 
 with the same in the environment, plus names: CLUSTERD_ACTION (code), CLUSTERD_ACTION_NAME
 ("Remove Node"), CLUSTERD_ROLE ("primary", "backup", "replicate", "peer"), CLUSTERD_ROLE_NUMBER
-(primary 0, backup n, replicate -1, peer 0), CLUSTERD_GROUP, CLUSTERD_NODE (this node),
+(primary 0, backup n, replicate -1, peer -4), CLUSTERD_GROUP, CLUSTERD_NODE (this node),
 CLUSTERD_REQUEST (the request handle), CLUSTERD_KIND (add_node, remove_node, set_role,
-switchover, failover), CLUSTERD_TARGET_NODE (the node the request is about, or the switchover's new
-primary). Exit status 0 is success; anything else, a signal, or EXEC_TIMEOUT seconds is a
-failure. Its first 1,000 characters of stderr travel with a failure to the results queue.
+switchover, failover, start, end), CLUSTERD_TARGET_NODE (the node the request is about, or the
+switchover's new primary). In a failover the node the group leaves gets End Node (16), the others
+Failover (9) (domains.action_for). Exit status 0 is success; anything else, a signal, or
+EXEC_TIMEOUT seconds is a failure. Its first 1,000 characters of stderr travel with a failure to
+the results queue.
+
+An exit program may not call the recovery-domain APIs (IBM: "This API cannot be called from a
+cluster resource group exit program"): CLUSTERD_REQUEST in its environment makes the Python
+client and clusterctl pass the request on, and the daemon refuses those calls.
 """
 import asyncio
 import logging
@@ -59,7 +65,7 @@ class ExitPrograms:
 
     async def _call(self, req):
         role, number = req["roles"].get(self.me, [None, None])
-        action = req["action"]
+        action = domains.action_for(req, self.me)
         env = dict(os.environ, CLUSTERD_ACTION=str(action), CLUSTERD_ACTION_NAME=domains.ACTION_NAMES.get(action, ""),
                    CLUSTERD_ROLE=str(role), CLUSTERD_ROLE_NUMBER=str(number), CLUSTERD_GROUP=req["group_name"],
                    CLUSTERD_NODE=self.me, CLUSTERD_REQUEST=req["handle"], CLUSTERD_KIND=req["kind"],

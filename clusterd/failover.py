@@ -9,6 +9,7 @@ from .db import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import find_group, _refresh
+from .pause import node_record
 
 
 def lost_groups(state):
@@ -85,6 +86,8 @@ def _group_failover(state, cmd):
         return failure("INVALID_VALUE", cmd["group"], message="no resource of the group asked to fail over")
     if cmd["to"] not in state["members"]:
         return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
+    if node_record(state, cmd["to"])["paused"]:  # paused since placement chose it
+        return failure("ERROR_CLUSTER_NODE_PAUSED", cmd["to"], message="the destination node is paused")
     g["failover_wanted"] = False
     period = g["failover"]["period_hours"] * 3600
     recent = [t for t in g["failures"] if cmd["at"] - t < period]

@@ -7,6 +7,7 @@ state sequence number. Dependencies stay inside one group and form a DAG.
 """
 from .db import handler, ok
 from .errors import failure
+from .pause import node_record
 
 CORE_GROUP = "Cluster Group"
 GROUP_TYPE_UNKNOWN = 0x270F  # ClusGroupTypeUnknown, MS-CMRP 3.1.4.2.43
@@ -179,6 +180,17 @@ def _chain_length(state, rid, depends_on):
     return above + below
 
 
+def _providers(state, rid):
+    """rid and every resource it depends on, directly or not."""
+    stack, seen = [rid], []
+    while stack:
+        r = stack.pop()
+        if r not in seen:
+            seen.append(r)
+            stack.extend(state["resources"][r]["dependencies"])
+    return seen
+
+
 def _depends_on(state, rid, target):
     """True when rid depends on target, directly or not."""
     stack, seen = [rid], set()
@@ -288,6 +300,23 @@ def _group_rename(state, cmd):
     return ok()
 
 
+def set_persistent_state(state, group, target):
+    """MS-CMRP groups: bringing a group online "consists of bringing all the resources in a group
+    to their online state", offline all to their offline state: the group's persistent state
+    and every one of its resources'."""
+    group["persistent_state"] = target
+    for rid in group["resources"]:
+        state["resources"][rid]["persistent_state"] = target
+
+
+def _paused_owner(state, owner):
+    """A new owner that is paused (since placement chose it) is refused: ApiPauseNodeEx
+    suspends group ownership on a paused node."""
+    if node_record(state, owner)["paused"]:
+        return failure("ERROR_CLUSTER_NODE_PAUSED", owner, message="the node chosen to host the group is paused")
+    return None
+
+
 def _command_state(state, cmd, target):
     g = find_group(state, cmd["group"])
     refused = _not_special(g, f"brought {target}")
@@ -298,8 +327,11 @@ def _command_state(state, cmd, target):
     if target == "online" and g["owner"] is None:
         if not cmd.get("owner") or cmd["owner"] not in state["members"]:
             return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
+        refused = _paused_owner(state, cmd["owner"])
+        if refused:
+            return refused
         g["owner"] = cmd["owner"]
-    g["persistent_state"] = target
+    set_persistent_state(state, g, target)
     if target == "online" and g["state"] == "Failed":
         for rid in g["resources"]:  # a client's online command clears the failure
             r = state["resources"][rid]
@@ -466,10 +498,18 @@ def _resource_command(state, cmd, target):
     needs_owner = target == "online" and g["persistent_state"] != "online" and g["owner"] is None
     if needs_owner and cmd.get("owner") not in state["members"]:
         return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
+    refused = _paused_owner(state, cmd["owner"]) if needs_owner else None
+    if refused:
+        return refused
     r["persistent_state"] = target
     if target == "online":
-        if r["state"] == "Failed":
-            r["state"], r["restarts"] = "Offline", []
+        # ApiOnlineResource: "the server MUST first bring online the resources that this resource
+        # depends on"; its providers' persistent state goes online with it
+        for rid in _providers(state, r["id"]):
+            p = state["resources"][rid]
+            p["persistent_state"] = "online"
+            if p["state"] == "Failed":
+                p["state"], p["restarts"] = "Offline", []
         if needs_owner:
             g["owner"] = cmd["owner"]
         g["persistent_state"] = "online"  # bringing a resource online brings its group online

@@ -31,6 +31,7 @@ from .db import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, wanted_resources  # noqa: F401
+from .pause import node_record
 
 IGNORE_RESOURCE_STATUS = 0x1  # CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS
 RETURN_TO_SOURCE_NODE_ON_ERROR = 0x2  # CLUSAPI_GROUP_MOVE_RETURN_TO_SOURCE_NODE_ON_ERROR
@@ -172,6 +173,8 @@ def _needs_move(state, cmd):
         return failure("ERROR_CLUSTER_NODE_NOT_FOUND", str(to))
     if to not in state["view"]["live"]:
         return failure("ERROR_CLUSTER_NODE_DOWN", to, message="the destination node is not Up")
+    if node_record(state, to)["paused"]:  # ApiPauseNodeEx: ownership is suspended on a paused node
+        return failure("ERROR_CLUSTER_NODE_PAUSED", to, message="the destination node is paused, not Up")
     if to == g["owner"]:
         return failure("ERROR_INVALID_PARAMETER", to, message="the group is already on that node")
     locked = [state["resources"][r]["name"] for r in g["resources"]

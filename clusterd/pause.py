@@ -6,9 +6,16 @@ after a resume, the groups to fail back. A paused node keeps what it runs unless
 placement never chooses it (placement.py). The leader's coordinator does the moving (mover.py)
 and commits node.drain_done; every refusal below happens before anything changes.
 
-"Evacuation in progress" (0x174A) means: the node's drain status is InProgress. By the page's
-rule the status leaves InProgress as Completed only when, without the 0x1 flag, the node hosts
-no group any more (with it: none but those policy keeps there); otherwise it ends Failed.
+"Evacuation in progress" (0x174A) means: the node's drain status is InProgress; or it is Failed,
+the new drain is without the 0x1 flag and the node still hosts a group. The page: "for evacuation
+to not be in progress, [...] if the dwPauseFlags parameter does not include the
+CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR flag, the node [...] cannot host any
+groups". A Failed drain did not finish what it was asked, so it stays in progress for a new
+flags-0 drain until the node hosts no group, or a resume ends it (NotInitiated). A Completed
+drain finished (with 0x1 the groups it kept were allowed to stay): a new drain starts a new
+evacuation. By the page's rule a drain leaves InProgress as Completed only when, without the
+0x1 flag, the node hosts no group any more (with it: none but those policy keeps there);
+otherwise it ends Failed.
 """
 from .db import handler, ok
 from .errors import failure
@@ -58,8 +65,13 @@ def _needs_pause(state, cmd):
         return None  # flags are ignored entirely when not draining
     if not _valid_flags(cmd.get("flags")) or cmd["flags"] not in (0, REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR):
         return failure("ERROR_INVALID_PARAMETER", "flags", message="flags are 0 or 0x1 (REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR)")
-    if node_record(state, name)["drain"] == "InProgress":
+    drain = node_record(state, name)["drain"]
+    if drain == "InProgress":
         return failure("ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS", name)
+    if drain == "Failed" and not cmd["flags"] & REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR and owned_groups(state, name):
+        return failure("ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS", name, message=(
+            "the node's last drain failed and it still hosts groups: the evacuation is in progress until it "
+            "hosts none (move them, drain with 0x1, or resume the node)"))
     if not any(node_state(state, n) == "Up" for n in state["members"] if n != name):
         return failure("ERROR_CLUSTER_NODE_DOWN", name, message="no node other than this one is Up")
     return None

@@ -72,9 +72,10 @@ class Call:
     session: dict  # {"user", "role"} or None
     session_ref: str
     rid: str = None
+    exit_request: str = None  # set when the caller runs as an exit program (its CLUSTERD_REQUEST)
 
 
-async def dispatch(node, method_name, args, session_ref=None, rid=None):
+async def dispatch(node, method_name, args, session_ref=None, rid=None, exit_request=None):
     m = METHODS.get(method_name) if isinstance(method_name, str) else None
     if m is None:
         raise ClusterError("MESSAGE_METHOD_UNKNOWN", method_name)
@@ -92,4 +93,4 @@ async def dispatch(node, method_name, args, session_ref=None, rid=None):
     for (pname, ptype), value in zip(m.params, args):
         if not CHECKS[ptype](value):
             raise ClusterError("FIELD_TYPE_ERROR", pname, message=f"{pname} must be a {ptype}")
-    return await m.fn(Call(node, session, session_ref, rid), *args)
+    return await m.fn(Call(node, session, session_ref, rid, exit_request), *args)

@@ -73,7 +73,12 @@ class Server:
             rid = req.get("rid")
             if rid is not None and not (isinstance(rid, str) and 0 < len(rid) <= MAX_RID):
                 raise ClusterError("FIELD_TYPE_ERROR", "rid", message=f"rid must be a string of 1-{MAX_RID} characters")
-            value = await rpc.dispatch(self.node, req["method"], req.get("args", []), req.get("session"), rid)
+            exit_request = req.get("exit_request")  # the request an exit program runs for (exitprog.py)
+            if exit_request is not None and not (isinstance(exit_request, str) and len(exit_request) <= MAX_RID):
+                raise ClusterError("FIELD_TYPE_ERROR", "exit_request",
+                                   message=f"exit_request must be a string of at most {MAX_RID} characters")
+            value = await rpc.dispatch(self.node, req["method"], req.get("args", []), req.get("session"), rid,
+                                       exit_request or None)
             frame = wire.encode({"id": req_id, "ok": value})
         except ClusterError as e:
             frame = _error_frame(req_id, e)

@@ -333,7 +333,7 @@ def test_start_calls_start_2_then_brings_the_group_online_on_the_first_up_node_o
     s = world(live=("node2", "node3", "node4"))  # the primary is down
     request(s, "start")
     r = req(s)
-    assert r["action"] == domains.START == 2 and r["target"] == "node2" and status(s) == domains.START_PENDING
+    assert r["action"] == domains.START == 2 and r["target"] == "node2" and status(s) == domains.START_CRG_PENDING
     assert s["groups"]["crg"]["persistent_state"] == "offline"  # not before the exit programs succeed
     for n in ("node2", "node3", "node4"):
         answer(s, "h1", n)
