@@ -144,6 +144,15 @@ class DurableJournal(_pj.Journal):
         os.close(self._fd)
         self._open()
 
+    def start_at(self, first, second):
+        """Drop the entries before the consecutive pair (first, second) if the journal holds it:
+        the dump ends with that pair, and a crash after the dump but before compaction leaves
+        a journal that starts earlier (pysyncobj would clear it, and lose what follows)."""
+        for i in range(len(self._entries) - 1):
+            if i and self._entries[i] == first and self._entries[i + 1] == second:
+                self.deleteEntriesTo(i)
+                return
+
     def __getitem__(self, item):
         return self._entries[item]
 

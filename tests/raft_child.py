@@ -4,8 +4,9 @@ journal DIR N KEEP K   add entries 0..N-1 to a DurableJournal (printing "ack i" 
                        has returned), then compact it to entries KEEP.. with a fault point that
                        kills this process with SIGKILL at the K-th step; prints "compacted" if
                        it survives.
-replica DIR PORT N     a one-node Replica: commit N commands (printing "ack i"), force a
-                       compaction and wait for it; prints the final state as JSON.
+replica DIR PORT N [STEP]  a one-node Replica: commit N commands (printing "ack i"), force a
+                       compaction and wait for it (killed with SIGKILL at its step STEP if
+                       given); prints the final state as JSON.
 """
 import asyncio
 import json
@@ -49,7 +50,7 @@ def append(state, command):
     return len(state["log"])
 
 
-async def replica(directory, port, n):
+async def replica(directory, port, n, kill_step=None):
     r = Replica(self_addr=f"127.0.0.1:{port}", partners=[], data_dir=directory, password="test",
                 token_timeout=0.5, apply=append, state={"log": []})
     deadline = time.monotonic() + 30
@@ -58,6 +59,8 @@ async def replica(directory, port, n):
     for i in range(n):
         await r.submit(i, timeout=10)
         print("ack", i, flush=True)
+    if kill_step:
+        journal.fault_point = lambda name: name == kill_step and os.kill(os.getpid(), signal.SIGKILL)
     r._obj.forceLogCompaction()
     while r.status()["log_len"] > 3 and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -70,4 +73,4 @@ if __name__ == "__main__":
     if mode == "journal":
         compact(args[0], *map(int, args[1:]))
     elif mode == "replica":
-        asyncio.run(replica(args[0], *map(int, args[1:])))
+        asyncio.run(replica(args[0], int(args[1]), int(args[2]), *args[3:]))

@@ -79,3 +79,22 @@ def test_dump_is_durable_before_compaction_drops_entries(tmp_path):
     dir_synced = next(i for i, (c, a) in enumerate(calls) if i > renamed and c == "fsync" and a == [str(data)])
     compacted = first("rename", journal + ".tmp", journal, after=renamed)
     assert synced < renamed < dir_synced < compacted
+
+
+def test_entries_after_a_newer_dump_survive_a_restart(tmp_path):
+    """Killed after the dump is durable, before the journal is compacted: the journal still
+    starts before the dump. Entries after the dump's (here added as a follower would have
+    acknowledged them) must survive the restart; pysyncobj cleared the journal then."""
+    from clusterctl.launcher import free_ports
+    (port,) = free_ports(1, 0)
+    data = tmp_path / "data"
+    rc, out = run_child("replica", data, port, 30, "journal.write")
+    assert rc == -9 and out.count("ack ") == 30, out
+    j = DurableJournal(str(data / "raft.journal"))
+    command, idx, term = j[len(j) - 1]
+    for i in range(1, 4):
+        j.add(command, idx + i, term)
+    j._destroy()
+    rc, out = run_child("replica", data, port, 0)
+    assert rc == 0, out
+    assert json.loads(out.splitlines()[-1]) == list(range(30)) + [29] * 3
