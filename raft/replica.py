@@ -17,7 +17,7 @@ import time
 import msgpack
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
-from . import durability
+from . import durability, rules
 
 log = logging.getLogger("clusterd.raft")
 
@@ -122,6 +122,7 @@ class Replica:
         if not password:
             raise ValueError("a cluster token is required: the Raft channel is never unencrypted")
         durability.install()
+        rules.install()
         os.makedirs(data_dir, exist_ok=True)
         self.token_timeout = float(token_timeout)
         self._db = _Database(apply, state, on_applied)
