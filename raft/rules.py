@@ -6,7 +6,8 @@ a duplicated or delayed AppendEntries (a leader resends from a lower nextIndex a
 reconnect) deleted entries the follower had acknowledged, while the leader's matchIndex, which
 never goes back, still counted them towards a majority. Raft truncates only at the first entry
 whose term conflicts. So before pysyncobj sees the message, the entries already present are
-skipped; if every entry is present and the log goes further, pysyncobj only gets the
+skipped; if every entry is present (and it is not a bare heartbeat at the log's end),
+pysyncobj only gets the
 heartbeat part (term, leader, commit index capped at the last entry this message vouches for)
 and the success answer is sent here.
 
@@ -129,8 +130,9 @@ def _append_entries(original):
                 message = dict(message, prevLogIdx=last, prevLogTerm=entries[present - 1][2],
                                entries=entries[present:])
             return original(self, node, message)
-        if self._SyncObj__getCurrentLogIndex() == last:
-            return original(self, node, message)  # nothing after them to lose
+        if not entries and self._SyncObj__getCurrentLogIndex() == last:
+            return original(self, node, message)  # a heartbeat at the log's end: nothing to lose
+        # every entry is here: pysyncobj would delete them (and what follows) and add them back
         heartbeat = {k: v for k, v in message.items() if k not in ("prevLogIdx", "prevLogTerm", "entries")}
         heartbeat["commit_index"] = min(message["commit_index"], last)
         original(self, node, heartbeat)

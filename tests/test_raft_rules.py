@@ -54,6 +54,10 @@ LEADER_LOG = [(1, 0)] + [(i, 1) for i in range(2, 10)]  # what the leader of ter
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(0, 8)), min_size=1, max_size=12))
 def test_duplicated_and_reordered_append_entries_never_drop_an_acknowledged_entry(tmp_path_factory, sends):
     obj, leader = follower(tmp_path_factory.mktemp("f"))
+    journal = obj._SyncObj__raftLog
+    truncations = []
+    delete_from = journal.deleteEntriesFrom
+    journal.deleteEntriesFrom = lambda i: (truncations.append((journal[i][1], acknowledged)), delete_from(i))
     try:
         acknowledged = 1
         for prev, count in sends:
@@ -65,6 +69,8 @@ def test_duplicated_and_reordered_append_entries_never_drop_an_acknowledged_entr
             log = log_of(obj)
             assert log == LEADER_LOG[:len(log)], log  # never anything but the leader's entries
             assert len(log) >= acknowledged, (log, acknowledged)  # nor less than it acknowledged
+            # not even for a moment (a crash then would lose them): no truncation at or below
+            assert all(index > acked for index, acked in truncations), truncations
     finally:
         obj._destroy()
 
