@@ -116,17 +116,20 @@ class DurableJournal(_pj.Journal):
             self._entries, self._offsets, self._end = parse(f.read())
 
     def _set_end(self, end):
-        self._end = end
         os.pwrite(self._fd, struct.pack("<I", end), END_AT)
         os.fdatasync(self._fd)
+        self._end = end
 
     # -- entries ----------------------------------------------------------------------------
     def add(self, command, idx, term):
+        # the entry joins the log only once it is on disk: if a write or the sync fails (the
+        # error goes up to pysyncobj's tick), it is not there to be acknowledged later
         rec = record(command, idx, term)
-        os.pwrite(self._fd, rec, self._end)
-        self._offsets.append(self._end)
+        start = self._end
+        os.pwrite(self._fd, rec, start)
+        self._set_end(start + len(rec))
+        self._offsets.append(start)
         self._entries.append((command, idx, term))
-        self._set_end(self._end + len(rec))
 
     def clear(self):
         del self._entries[:], self._offsets[:]
