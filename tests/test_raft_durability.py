@@ -98,3 +98,19 @@ def test_entries_after_a_newer_dump_survive_a_restart(tmp_path):
     rc, out = run_child("replica", data, port, 0)
     assert rc == 0, out
     assert json.loads(out.splitlines()[-1]) == list(range(30)) + [29] * 3
+
+
+COMPACTION_STEPS = ["dump.fsync", "dump.rename", "dump.dirsync",
+                    "journal.write", "journal.fsync", "journal.rename", "journal.dirsync"]
+
+
+@pytest.mark.parametrize("step", COMPACTION_STEPS)
+def test_a_replica_killed_at_a_step_of_its_compaction_keeps_every_acknowledged_command(tmp_path, step):
+    from clusterctl.launcher import free_ports
+    (port,) = free_ports(1, 0)
+    data = tmp_path / "data"
+    rc, out = run_child("replica", data, port, 40, step)
+    assert rc == -9 and out.count("ack ") == 40, out  # killed at that step, after 40 commits
+    rc, out = run_child("replica", data, port, 0)
+    assert rc == 0, out
+    assert json.loads(out.splitlines()[-1]) == list(range(40))
