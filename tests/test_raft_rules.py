@@ -100,3 +100,29 @@ def test_commit_index_never_covers_unverified_entries(tmp_path):
         assert obj.raftCommitIndex == 2
     finally:
         obj._destroy()
+
+
+def pre_vote_answer(obj, node, term, last_index, last_term):
+    transport = obj._SyncObj__transport
+    transport.sent.clear()
+    obj._SyncObj__onMessageReceived(node, {"type": "pre_vote", "term": term, "last_log_index": last_index,
+                                           "last_log_term": last_term})
+    return [m["yes"] for _, m in transport.sent if m["type"] == "pre_vote_response"]
+
+
+def test_pre_vote_is_granted_only_to_an_up_to_date_log_with_no_leader_heard(tmp_path):
+    import time
+    obj, leader = follower(tmp_path)
+    other = next(n for n in obj._SyncObj__otherNodes if n != leader)
+    try:
+        deliver(obj, leader, append_entries(1, 0, 1, [(2, 1), (3, 1)]))
+        assert obj.raftCurrentTerm == 1
+        assert pre_vote_answer(obj, other, 2, 3, 1) == [False]  # a leader was just heard
+        time.sleep(obj.conf.raftMinTimeout * 1.5)  # then it went quiet
+        assert pre_vote_answer(obj, other, 2, 3, 1) == [True]
+        assert pre_vote_answer(obj, other, 2, 2, 1) == [False]  # its log is behind
+        assert pre_vote_answer(obj, other, 2, 9, 0) == [False]  # its last term is older
+        assert pre_vote_answer(obj, other, 0, 3, 1) == [False]  # its term is behind
+        assert obj.raftCurrentTerm == 1 and obj._SyncObj__votedForNodeId is None  # nothing changed
+    finally:
+        obj._destroy()
