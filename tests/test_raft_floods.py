@@ -89,3 +89,29 @@ def test_the_raft_listener_survives_running_out_of_descriptors(cluster3):
     with cluster3.client(victim) as c:
         wait_for(lambda: c.Cluster.get_other_config(ref).get("after-emfile") == "yes", timeout=20,
                  what="the write reaching the victim")
+
+
+def test_reads_grow_one_buffer_in_place():
+    """pysyncobj rebuilt an immutable buffer on every read (quadratic in a frame's size)."""
+    from pysyncobj.poller import createPoller
+    from pysyncobj.tcp_connection import TcpConnection
+
+    from raft import durability
+    durability.install()
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        conn = TcpConnection(poller=createPoller("auto"), socket=b, recvBufferSize=64 * 1024)
+        conn._clusterd_authenticated = b  # as after its first frame decrypted
+        a.sendall(struct.pack("i", 4 * 1024 * 1024))
+        conn._TcpConnection__processRead()
+        first = conn._TcpConnection__readBuffer
+        for _ in range(16):
+            a.sendall(b"\0" * 64 * 1024)
+            while conn._TcpConnection__processRead():
+                pass
+        assert conn._TcpConnection__readBuffer is first
+        assert len(first) == 4 + 16 * 64 * 1024
+    finally:
+        a.close()
+        b.close()
