@@ -54,9 +54,9 @@ def _majority(obj, count):
 def _may_elect(original):
     """pysyncobj asks this, once its election timeout passed, whether to start an election."""
     def connected(self):
-        connected = original(self)
-        if not connected or self._SyncObj__transferInProgress or not self._SyncObj__otherNodes:
-            return connected
+        reachable = original(self)
+        if not reachable or self._SyncObj__transferInProgress or not self._SyncObj__otherNodes:
+            return reachable
         pv = _prevote(self)
         term = self._SyncObj__raftCurrentTerm + 1
         if pv.term == term and _majority(self, len(pv.yes)):
