@@ -179,23 +179,70 @@ def test_a_bridge_leaves_everyone_a_majority_and_one_way_deafness_a_minority():
     assert checkers.heard("node1", NODES, deaf) == set(NODES)
 
 
-# -- no double online (the existing checker, wrapped) -----------------------------------------
-def test_double_online_passes_a_clean_handover_and_catches_an_overlap():
-    clean = [{"event": "start", "resource": "r", "node": "node1", "t": 1, "pid": 1},
-             {"event": "stop", "resource": "r", "node": "node1", "t": 2, "pid": 1},
-             {"event": "start", "resource": "r", "node": "node2", "t": 3, "pid": 2}]
-    assert checkers.no_double_online(clean)["valid"] is True
-    overlap = clean[:1] + [{"event": "start", "resource": "r", "node": "node2", "t": 1.5, "pid": 2}]
-    assert checkers.no_double_online(overlap)["valid"] is False
+# -- no double online, from the resources' own witness lines ------------------------------------
+def life(node, pid, start, last, group="g0", resource="g0-a", exit=True, period=0.1):
+    """The lines a testres process writes: start, alive every period, exit (or none: killed)."""
+    lines = [{"event": "start", "group": group, "resource": resource, "node": node, "pid": pid, "t": start}]
+    t = start + period
+    while t < last - 1e-9:
+        lines.append(dict(lines[0], event="alive", t=round(t, 3)))
+        t += period
+    lines.append(dict(lines[0], event="exit" if exit else "alive", t=last))
+    return lines
+
+
+def test_a_clean_hand_over_passes():
+    witness = life("node1", 10, 1.0, 5.0) + life("node2", 20, 5.2, 9.0) + \
+        life("node1", 11, 1.0, 5.0, resource="g0-b") + life("node2", 21, 5.3, 9.0, resource="g0-b")
+    verdict = checkers.no_double_online(witness)
+    assert verdict["valid"] is True and verdict["starts"] == 4 and verdict["count"] == 0
+
+
+def test_an_overlap_names_the_group_nodes_and_interval():
+    witness = life("node1", 10, 1.0, 5.0) + life("node2", 20, 4.0, 9.0)
+    verdict = checkers.no_double_online(witness)
+    assert verdict["valid"] is False and verdict["count"] == 1
+    v, = verdict["violations"]
+    assert (v["group"], v["nodes"], v["interval"], v["kind"]) == ("g0", ["node1", "node2"], [4.0, 5.0], "two nodes")
+
+
+def test_a_sibling_that_outlives_the_hand_over_is_a_double_run_of_its_group():
+    # g0-a moved cleanly, but g0-b ignored SIGTERM on node1 while g0-a started on node2
+    witness = life("node1", 10, 1.0, 5.0) + life("node1", 11, 1.0, 8.0, resource="g0-b") + \
+        life("node2", 20, 5.5, 12.0)
+    v, = checkers.no_double_online(witness)["violations"]
+    assert v["resources"] == ["g0-b", "g0-a"] and v["interval"] == [5.5, 8.0]
+
+
+def test_a_process_killed_without_an_exit_line_ran_until_its_last_line():
+    killed = life("node1", 10, 1.0, 5.0, exit=False)  # SIGKILLed: no exit line
+    assert checkers.no_double_online(killed + life("node2", 20, 5.1, 9.0))["valid"] is True
+    caught = checkers.no_double_online(killed + life("node2", 20, 4.5, 9.0))
+    assert caught["valid"] is False and caught["died_without_exit"] == 1
+    assert caught["violations"][0]["interval"] == [4.5, 5.0]
+
+
+def test_other_groups_and_a_restart_on_the_same_node_are_not_double_runs():
+    witness = life("node1", 10, 1.0, 5.0) + life("node2", 30, 1.0, 9.0, group="g1", resource="g1-a") + \
+        life("node1", 11, 5.6, 9.0)  # restarted in place after it exited
+    assert checkers.no_double_online(witness)["valid"] is True
+    twice = life("node1", 10, 1.0, 5.0) + life("node1", 12, 3.0, 9.0)  # a second copy, same node
+    assert checkers.no_double_online(twice)["violations"][0]["kind"] == "twice on one node"
+
+
+def test_a_reused_pid_starts_a_new_lifetime():
+    witness = life("node1", 10, 1.0, 2.0, exit=False) + life("node1", 10, 6.0, 7.0)
+    lives = checkers.lifetimes(witness + life("node2", 20, 3.0, 5.0))
+    assert [(x["node"], x["start"], x["last"]) for x in lives] == [
+        ("node1", 1.0, 2.0), ("node2", 3.0, 5.0), ("node1", 6.0, 7.0)]
+    assert checkers.no_double_online(witness + life("node2", 20, 3.0, 5.0))["valid"] is True
 
 
 def test_failover_times_measure_from_the_fault_to_the_start_elsewhere():
-    witness = [{"event": "start", "resource": "r", "node": "node1", "t": 1, "pid": 1},
-               {"event": "stop", "resource": "r", "node": "node1", "t": 12, "pid": 1},
-               {"event": "start", "resource": "r", "node": "node2", "t": 14.5, "pid": 2}]
+    witness = life("node1", 1, 1.0, 12.0, exit=False) + life("node2", 2, 14.5, 16.0)
     fault = {"id": 1, "fault": "kill", "start": 10.0, "stop": 20.0, "victims": ["node1"]}
     assert checkers.failover_times(witness, [fault]) == [
-        {"fault": 1, "kind": "kill", "resource": "r", "from": "node1", "to": "node2", "seconds": 4.5}]
+        {"fault": 1, "kind": "kill", "group": "g0", "resource": "g0-a", "from": "node1", "to": "node2", "seconds": 4.5}]
 
 
 # -- schedules --------------------------------------------------------------------------------
