@@ -1,4 +1,7 @@
 """The chaos checkers, pure: each passes a valid history and catches a planted violation."""
+import json
+import os
+
 from clusterctl.chaos import checkers, history, linear
 from clusterctl.chaos.scenarios import SCENARIOS
 from clusterctl.chaos.schedule import generate
@@ -268,6 +271,14 @@ class FakeCluster:
     def testbed(self):
         return None
 
+    def pid(self, name):
+        return 1  # every daemon up: the nemesis starts none
+
+
+class Recorded(list):
+    def add(self, kind, **fields):
+        self.append(dict(fields, type=kind))
+
 
 def cuts(fault, params, leader=None):
     from clusterctl.chaos.nemesis import Nemesis
@@ -294,6 +305,61 @@ def test_isolating_the_leader_cuts_it_both_ways_and_one_way_cuts_one_way():
     assert deaf == {(f"node{i}", "node1") for i in range(2, 6)}
     mute, _ = cuts("one-way", {"node": 0, "direction": "mute"})
     assert mute == {("node1", f"node{i}") for i in range(2, 6)}
+
+
+def resource_nemesis(tmp_path, owner="node2"):
+    import time
+
+    from clusterctl.chaos.nemesis import Nemesis
+    witness = tmp_path / "w.jsonl"
+    now = time.monotonic()
+    witness.write_text("".join(json.dumps(x) + "\n" for x in life(owner, 7, now - 3, now, exit=False)))
+    n = Nemesis(FakeCluster(), Recorded(), str(witness), str(tmp_path / "control"))
+    os.makedirs(tmp_path / "control")
+    n.resources = {"g0": "id0"}
+    return n
+
+
+def control(tmp_path):
+    return json.loads((tmp_path / "control" / "g0.json").read_text())
+
+
+def test_a_stop_fault_fails_the_owners_g_a_and_makes_g_b_stop_badly_until_the_heal(tmp_path):
+    n = resource_nemesis(tmp_path)
+    rec = n.start({"fault": "stop-hangs", "params": {"group": "g0"}})
+    assert rec["params"]["target"] == "node2"
+    assert control(tmp_path) == [{"fault": "exit", "code": 1, "node": "node2", "resource": "g0-a"},
+                                 {"fault": "hang_term", "resource": "g0-b"}]
+    n.stop(rec)
+    assert control(tmp_path) == []
+    assert [r["phase"] for r in n.history if r["type"] == "nemesis"] == ["start", "stop"]
+
+
+def test_resource_fail_names_the_resource_and_how_and_slow_start_spares_nothing_after_it(tmp_path):
+    n = resource_nemesis(tmp_path, owner="node3")
+    n.start({"fault": "resource-fail", "params": {"group": "g0", "how": "close_port", "resource": "b"}})
+    assert control(tmp_path) == [{"fault": "close_port", "code": 1, "node": "node3", "resource": "g0-b"}]
+    n.start({"fault": "slow-start", "params": {"group": "g0", "seconds": 4.0}})
+    once, slow = control(tmp_path)
+    assert once["fault"] == "exit" and once["node"] == "node3" and slow["after"] == once["before"]
+    assert slow == {"fault": "slow_start", "seconds": 4.0, "after": slow["after"]}
+
+
+def test_a_group_that_runs_nowhere_is_skipped_not_guessed(tmp_path):
+    n = resource_nemesis(tmp_path)
+    (tmp_path / "w.jsonl").write_text("")
+    rec = n.start({"fault": "stop-ignores-term", "params": {"group": "g0", "seconds": 2.0}})
+    assert rec["params"]["skipped"] and not os.path.exists(tmp_path / "control" / "g0.json")
+
+
+def test_mixed_draws_every_fault_kind_and_a_long_pause_lasts_several_fence_delays():
+    from clusterctl.chaos.schedule import fence_delay
+    mixed = SCENARIOS["mixed"]
+    steps = [s for seed in range(1, 30) for s in generate(mixed, seed, 600)]
+    assert {s["fault"] for s in steps} == set(mixed.faults)
+    pauses = [s["hold"] for s in steps if s["fault"] == "long-pause"]
+    assert pauses and all(2 * fence_delay(3) <= h <= 3 * fence_delay(3) for h in pauses)
+    assert not [s for seed in range(1, 30) for s in generate(mixed, seed, 40) if s["fault"] == "long-pause"]
 
 
 # -- the client's part in telling ok / fail / unknown apart -----------------------------------

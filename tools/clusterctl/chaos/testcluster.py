@@ -54,6 +54,7 @@ def make_groups(cluster, witness, count=GROUPS, stop_timeout=3):
 CHAOS_RESTART = {"threshold": 1, "period": 300.0, "delay": 0.5, "action": "restart_failover", "monitor_interval": 1.0}
 SIBLINGS = ("a", "b")  # two resources a group: a fault in one, the hand-over of both
 STOP_TIMEOUT = 3.0
+START_TIMEOUT = 10.0  # longer than the slowest slow start (8 s), shorter than the default 20 s
 
 
 def control_path(control_dir, group):
@@ -73,7 +74,8 @@ def make_witnessed_groups(cluster, witness, control_dir, count=GROUPS, stop_time
             port = next(ports)
             out.append((f"{g}-{s}", {"args": [sys.executable, TESTRES, "--witness", witness, "--group", g,
                                               "--control", control_path(control_dir, g), "--port", str(port)],
-                                     "check_tcp": f"127.0.0.1:{port}", "stop_timeout": stop_timeout}))
+                                     "check_tcp": f"127.0.0.1:{port}", "stop_timeout": stop_timeout,
+                                     "start_timeout": START_TIMEOUT}))
         return out
     return _create_groups(cluster, count, resources_of, CHAOS_RESTART)
 
