@@ -155,7 +155,7 @@ async def converge(sampler, healed):
 
 def _describe(params):
     shown = {k: v for k, v in params.items() if k in ("target", "sides", "minority", "direction", "percent",
-                                                       "group", "owner", "skipped", "bridge")}
+                                                       "group", "owner", "skipped", "bridge", "how", "resource", "seconds")}
     return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
