@@ -1,0 +1,47 @@
+"""The decoders and validators at clusterd's doors, under the fuzzer's hostile inputs: pure
+property tests, no processes. The inputs come from tools/clusterctl/fuzz.py, as in
+`tools/bench fuzz` and tests/test_fuzz.py."""
+import xmlrpc.client
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from clusterctl import fuzz
+from clusterd import membership, rpc, xapi
+from clusterd.errors import ClusterError
+
+KEY = membership.heartbeat_key(b"test token")
+KNOWN = fuzz.Known(refs=["OpaqueRef:cluster"], sessions=["OpaqueRef:session"],
+                   by_param={"group": ["g"], "node": ["node1"]})
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@FAST
+@given(fuzz.heartbeat_inputs(KEY, ["node1", "node2", "node3"]))
+def test_a_datagram_is_a_heartbeat_or_a_counted_reason(inp):
+    hb = membership.decode(KEY, inp.data)
+    assert isinstance(hb, membership.Heartbeat) or hb in membership.REASONS
+    if isinstance(hb, membership.Heartbeat):  # the fuzzer never forges a member's real heartbeat
+        assert hb.sender not in ("node1", "node2", "node3")
+
+
+@FAST
+@given(fuzz.xmlrpc_inputs(KNOWN))
+def test_an_xmlrpc_body_is_a_call_or_malformed(inp):
+    try:
+        name, params = xapi.parse_call(inp.data)
+    except ClusterError as e:
+        assert e.code == "MALFORMED_REQUEST"
+        return
+    assert isinstance(name, str) and name and isinstance(params, list)
+
+
+@FAST
+@given(st.sampled_from(sorted(rpc.CHECKS)), fuzz.HOSTILE)
+def test_every_type_check_answers_yes_or_no(ptype, value):
+    assert rpc.CHECKS[ptype](value) in (True, False)
+
+
+@FAST
+@given(fuzz.HOSTILE)
+def test_every_value_goes_out_as_xapi_xml(value):
+    xmlrpc.client.loads(xapi._reply({"Status": "Success", "Value": xapi.to_wire(value)}).body)
