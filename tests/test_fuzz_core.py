@@ -6,8 +6,10 @@ import xmlrpc.client
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from clusterctl import fuzz
-from clusterd import membership, rpc, xapi
+from clusterd import domains, membership, rpc, xapi  # noqa: F401  (domains registers its handlers)
 from clusterd.errors import ClusterError
+
+from builders import booted, ok, refused_before_submit
 
 KEY = membership.heartbeat_key(b"test token")
 KNOWN = fuzz.Known(refs=["OpaqueRef:cluster"], sessions=["OpaqueRef:session"],
@@ -45,3 +47,12 @@ def test_every_type_check_answers_yes_or_no(ptype, value):
 @given(fuzz.HOSTILE)
 def test_every_value_goes_out_as_xapi_xml(value):
     xmlrpc.client.loads(xapi._reply({"Status": "Success", "Value": xapi.to_wire(value)}).body)
+
+
+# -- defects the fuzzer found: each refused before anything is submitted ------------------------
+def test_domain_delete_of_a_group_without_a_domain_takes_no_log_entry():
+    """Found by `tools/bench fuzz`: Domain.delete of a group without a domain answered
+    DOMAIN_NOT_FOUND only from apply, so it took a log entry and a dedup slot (state_hash moved)."""
+    s = booted()
+    ok(s, "group.create", name="plain", id="g-plain")
+    refused_before_submit(s, "domain.delete", "DOMAIN_NOT_FOUND", group="plain")
