@@ -3,10 +3,13 @@ property tests, no processes. The inputs come from tools/clusterctl/fuzz.py, as 
 `tools/bench fuzz` and tests/test_fuzz.py."""
 import xmlrpc.client
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from clusterctl import fuzz
 from clusterd import domains, membership, rpc, xapi  # noqa: F401  (domains registers its handlers)
+from clusterd.agents import props
+from clusterd.config import ConfigError, check_address
 from clusterd.errors import ClusterError
 
 from builders import booted, ok, refused_before_submit
@@ -56,3 +59,12 @@ def test_domain_delete_of_a_group_without_a_domain_takes_no_log_entry():
     s = booted()
     ok(s, "group.create", name="plain", id="g-plain")
     refused_before_submit(s, "domain.delete", "DOMAIN_NOT_FOUND", group="plain")
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:²", "127.0.0.1:٣", "127.0.0.1:１２", "[::1]:²"])
+def test_an_address_whose_port_is_not_ascii_digits_is_refused_clearly(text):
+    """Found with the fuzzer's odd strings: str.isdigit() takes '²' (int() then raises
+    ValueError: INTERNAL_ERROR from Node.add) and '٣' (taken as port 3)."""
+    with pytest.raises(ConfigError):
+        check_address("raft", text)
+    assert props.split_host_port(text) is None
