@@ -68,3 +68,18 @@ def test_an_address_whose_port_is_not_ascii_digits_is_refused_clearly(text):
     with pytest.raises(ConfigError):
         check_address("raft", text)
     assert props.split_host_port(text) is None
+
+
+@pytest.mark.parametrize("ptype,value", [("int", 2**64), ("int", -2**63 - 1), ("float", 10.0**30),
+                                         ("float", float("nan")), ("float", float("inf")),
+                                         ("properties", {"x": 10**30}), ("properties", {"x": [{"y": -2**70}]})])
+def test_numbers_that_the_log_cannot_carry_or_that_are_no_quantity_are_refused(ptype, value):
+    """Found by the fuzzer: XML-RPC carries ints of any size (a group's flags of 10**30 made
+    the database unpackable); a NaN timeout made Events.wait and Operation.wait never answer."""
+    assert rpc.CHECKS[ptype](value) is False
+
+
+@pytest.mark.parametrize("ptype,value", [("int", 2**64 - 1), ("int", -2**63), ("float", 0.5), ("float", 3),
+                                         ("properties", {"x": 2**63, "y": 1.5, "z": None})])
+def test_the_edges_of_the_numbers_still_pass(ptype, value):
+    assert rpc.CHECKS[ptype](value) is True

@@ -50,7 +50,8 @@ NO_KNOWN = frozenset({"Cluster.destroy", "Cluster.pool_destroy", "Cluster.pool_f
 SESSIONLESS_ONLY = frozenset({"session.logout", "session.local_logout"})  # never with a real session
 
 # -- values -----------------------------------------------------------------------------------
-EDGE_INTS = [0, -1, 1, 2**31 - 1, 2**31, -2**31 - 1, 2**53 + 1, 2**63 - 1, 2**63, -2**63, 2**64 - 1]
+EDGE_INTS = [0, -1, 1, 2**31 - 1, 2**31, -2**31 - 1, 2**53 + 1, 2**63 - 1, 2**63, -2**63, 2**64 - 1,
+             2**64, -2**63 - 1, 10**30]  # the last three: only XML-RPC carries them
 EDGE_FLOATS = [math.nan, math.inf, -math.inf, -0.0, 1e308, -1e308, 5e-324, 0.1, 1e-9]
 ODD_STRINGS = ["", " ", "\t", "\r\n", "\x00", "a\x00b", "\x7f", "\u202e", "\ufeff", "\uffff", "💥", "Ω" * 300,
                "OpaqueRef:NULL", "OpaqueRef:", "OpaqueRef:00000000-0000-0000-0000-000000000000", "../../etc/passwd",
