@@ -12,7 +12,7 @@ from clusterd.agents import props
 from clusterd.config import ConfigError, check_address
 from clusterd.errors import ClusterError
 
-from builders import booted, ok, refused_before_submit
+from builders import booted, create_cmd, ok, refused_before_submit
 
 KEY = membership.heartbeat_key(b"test token")
 KNOWN = fuzz.Known(refs=["OpaqueRef:cluster"], sessions=["OpaqueRef:session"],
@@ -83,3 +83,22 @@ def test_numbers_that_the_log_cannot_carry_or_that_are_no_quantity_are_refused(p
                                          ("properties", {"x": 2**63, "y": 1.5, "z": None})])
 def test_the_edges_of_the_numbers_still_pass(ptype, value):
     assert rpc.CHECKS[ptype](value) is True
+
+
+@pytest.mark.parametrize("fields,expected", [
+    ({"cluster": "OpaqueRef:nope", "host": "OpaqueRef:host-node1", "pif": "OpaqueRef:pif-node1"}, "HANDLE_INVALID"),
+    ({"cluster": "OpaqueRef:cluster", "host": "G", "pif": ""}, "HANDLE_INVALID"),
+    ({"cluster": "OpaqueRef:cluster", "host": "OpaqueRef:host-node1", "pif": "x"}, "HANDLE_INVALID"),
+    ({"cluster": "OpaqueRef:cluster", "host": "OpaqueRef:host-node1", "pif": "OpaqueRef:pif-node2"},
+     "PIF_NOT_ATTACHED_TO_HOST"),
+    ({"cluster": "OpaqueRef:cluster", "host": "OpaqueRef:host-node1", "pif": "OpaqueRef:pif-node1"}, "INVALID_VALUE"),
+])
+def test_cluster_host_create_refusals_take_no_log_entry(fields, expected):
+    """Found by `tools/bench fuzz`: Cluster_host.create had no precondition, so each of its
+    refusals took a log entry and a dedup slot."""
+    refused_before_submit(booted(), "cluster_host.create", expected, ids=["OpaqueRef:ch-x", "uuid-ch-x"], **fields)
+
+
+def test_cluster_create_when_a_cluster_exists_takes_no_log_entry():
+    cmd = create_cmd(["node1"])
+    refused_before_submit(booted(), cmd.pop("op"), "CLUSTER_ALREADY_EXISTS", **cmd)
