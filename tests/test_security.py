@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from clusterd import config
+from clusterd.errors import ClusterError
 from conftest import running_cluster
 
 
@@ -117,3 +118,65 @@ def test_a_missing_data_dir_is_created_0700(tmp_path):
     config.prepare_data_dir(str(d))
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     config.prepare_data_dir(str(d))  # again: it is ours and private
+
+
+# -- least privilege: what names a program or a path to write is pool-admin's ----------------------
+def _denied(c, method, *args, needs="pool-admin"):
+    with pytest.raises(ClusterError) as e:
+        c.call(method, *args)
+    assert e.value.code == "RBAC_PERMISSION_DENIED", e.value
+    assert e.value.params == [method, needs]
+
+
+def _resources(cluster):
+    with cluster.client("node1") as c:
+        return sorted(r["name"] for r in c.Resource.get_all_records())
+
+
+PROCESS = {"args": ["/bin/sleep", "1000"]}
+
+
+@pytest.mark.parametrize("user", ["reader", "operator"])
+@pytest.mark.parametrize("case, rtype, properties", [
+    (1, "process", PROCESS),
+    (2, "process", {"args": ["sleep", "1000"], "env": {"PATH": "/tmp"}}),
+    (3, "ocf", {"script": "/bin/true"}),
+    (4, "dummy", {"witness": "/etc/passwd"}),
+])
+def test_below_pool_admin_no_resource_names_a_program_or_a_path(cluster, user, case, rtype, properties):
+    group = f"priv-{user}-{case}"
+    with cluster.client("node1") as a:
+        a.Group.create(group)
+    before = _resources(cluster)
+    with cluster.client("node1", user) as c:
+        # a reader may create no resource at all; an operator none of these
+        _denied(c, "Resource.create", group, f"r-{user}-{case}", rtype, properties,
+                needs="pool-operator" if user == "reader" else "pool-admin")
+    assert _resources(cluster) == before
+
+
+def test_an_operator_may_not_change_a_program_but_may_run_it(cluster):
+    with cluster.client("node1") as a:
+        a.Group.create("priv-run")
+        a.Resource.create("priv-run", "priv-proc", "process", PROCESS)
+    with cluster.client("node2", "operator") as c:
+        _denied(c, "Resource.set_properties", "priv-proc", {"args": ["/bin/sh", "-c", "id"]})
+        _denied(c, "Resource.set_properties", "priv-proc", {**PROCESS, "cwd": "/tmp"})
+        _denied(c, "Resource.set_properties", "priv-proc", {**PROCESS, "witness": "/tmp/w"})
+        c.Resource.set_properties("priv-proc", {**PROCESS, "stop_timeout": 5})  # the same program
+        op = c.Group.online("priv-run")
+        assert c.Operation.wait(op["handle"], 30)["status"] == "succeeded"
+        op = c.Group.offline("priv-run")
+        assert c.Operation.wait(op["handle"], 30)["status"] == "succeeded"
+        rec = c.Resource.get_record("priv-proc")
+    assert rec["properties"] == {**PROCESS, "stop_timeout": 5}
+
+
+def test_an_exit_program_is_pool_admin_only(cluster):
+    with cluster.client("node1") as a:
+        a.Group.create("priv-domain")
+    with cluster.client("node1", "operator") as c:
+        _denied(c, "Domain.create", "priv-domain", "primary-backup", ["node1", "node2"], ["primary", "backup"],
+                "/bin/true")
+        c.Domain.create("priv-domain", "primary-backup", ["node1", "node2"], ["primary", "backup"], None)
+        assert c.Domain.get("priv-domain")["exit_program"] in (None, "")
