@@ -223,7 +223,6 @@ class Node:
             network={"ref": net_ref, "uuid": net_uuid}, ref=ref, uuid=cuuid,
             cluster_stack=db.CLUSTER_STACK, pool_auto_join=True,
             token_timeout=self.cfg.token_timeout, token_timeout_coefficient=self.cfg.token_coefficient,
-            cluster_token=self.token.decode(errors="replace"),
             cluster_config={"token_timeout": str(self.cfg.token_timeout),
                             "token_timeout_coefficient": str(self.cfg.token_coefficient)},
             cluster_host_ids={m["name"]: new_ids() for m in members})
