@@ -327,7 +327,7 @@ def control(tmp_path):
 def test_a_stop_fault_fails_the_owners_g_a_and_makes_g_b_stop_badly_until_the_heal(tmp_path):
     n = resource_nemesis(tmp_path)
     rec = n.start({"fault": "stop-hangs", "params": {"group": "g0"}})
-    assert rec["params"]["target"] == "node2"
+    assert rec["params"]["target"] == "node2" and rec["params"]["victims"] == ["node2"]
     assert control(tmp_path) == [{"fault": "exit", "code": 1, "node": "node2", "resource": "g0-a"},
                                  {"fault": "hang_term", "resource": "g0-b"}]
     n.stop(rec)

@@ -161,7 +161,8 @@ class Nemesis:
         else:  # stop-hangs
             faults = [fails, {"fault": "hang_term", "resource": f"{g}-b"}]
         self._control(g, faults)
-        p.update(target=owner, victims=[], control=faults)
+        # the owner loses the group (failover times are measured from it), except to a slow start
+        p.update(target=owner, victims=[] if kind == "slow-start" else [owner], control=faults)
 
     def _term_during_start(self, p):
         """A slow start of the owner's g-a (it exits once, every start after is slow), then
