@@ -17,7 +17,7 @@ import psutil
 
 from raft import Replica, ReplicaError
 
-from . import auth, db, pause, tasks
+from . import auth, db, limits, pause, tasks
 from .errors import ClusterError
 from .lease import RaftView
 
@@ -59,6 +59,7 @@ class Node:
         self.token = token
         self.sessions = auth.Sessions(auth.load_users(cfg.users_file))
         self.tasks = tasks.Tasks()  # the Async.* calls of the XenAPI endpoint
+        self.gates = {"api": limits.Gate(), "xapi": limits.Gate()}  # the servers' connection caps
         self.started = time.time()
         self.membership = None  # set by the daemon once the socket is bound
         partners = [m["raft"] for m in cfg.members if m["name"] != cfg.name]
@@ -133,6 +134,7 @@ class Node:
             "tick_thread_alive": self.replica.tick_thread_alive(),
             "lease": max(0.0, self.lease_deadline() - time.monotonic()),
             "heartbeat_rejected": self.membership.rejected_counts(),
+            "connections": {name: gate.stats() for name, gate in self.gates.items()},
             **self.state_hash(),
         }
 
