@@ -106,9 +106,11 @@ class Node:
         if not self.membership.view()["is_quorate"]:
             raise ClusterError("CLUSTER_NOT_QUORATE", self.cfg.name)
         command = {"op": op, "rid": rid or str(uuid.uuid4()), "at": time.time(), **args}
-        refused = self.replica.read(lambda state: db.precheck(state, command))
-        if refused:
-            raise ClusterError.from_wire(refused["error"])
+        early = self.replica.read(lambda state: db.precheck(state, command))  # a retry's first result first
+        if early is not None:
+            if "error" in early:
+                raise ClusterError.from_wire(early["error"])
+            return early["ok"]
         try:
             result = await self.replica.submit(command, timeout=WRITE_TIMEOUT)
         except ReplicaError as e:
