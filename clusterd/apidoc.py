@@ -128,7 +128,8 @@ DOCS: dict[str, Doc] = {
     "Group.set_flags": d("the group's flags (kept, not interpreted)", "ERROR_GROUP_NOT_FOUND", write=True),
     "Group.set_anti_affinity": d("anti-affinity class names", "ERROR_GROUP_NOT_FOUND", write=True),
     "Group.set_failover_policy": d("threshold, period_hours, failback prevent|immediate|window, failback_window "
-                                   "[start, end)", "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_PARAMETER", write=True),
+                                   "[start, end) (two integer hours); NaN, infinite or absurd values: INVALID_VALUE",
+                                   "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_PARAMETER", "INVALID_VALUE", write=True),
     "Group.move": d(f"MoveClusterGroupEx (destination null: the best node): {PENDING}", "ERROR_GROUP_NOT_FOUND",
                     "CLUSTER_SPECIAL_GROUP", "ERROR_INVALID_PARAMETER", "ERROR_INVALID_STATE",
                     "ERROR_CLUSTER_NODE_NOT_FOUND", "ERROR_CLUSTER_NODE_DOWN", "ERROR_CLUSTER_NODE_PAUSED",
@@ -145,8 +146,9 @@ DOCS: dict[str, Doc] = {
                                  "below needs a pool-admin", "RBAC_PERMISSION_DENIED", "ERROR_RESOURCE_NOT_FOUND",
                                  "AGENT_PROPERTIES_INVALID", write=True),
     "Resource.set_restart_policy": d("threshold, period, delay, action none|restart|restart_failover, "
-                                     "monitor_interval", "ERROR_RESOURCE_NOT_FOUND", "ERROR_INVALID_PARAMETER",
-                                     write=True),
+                                     "monitor_interval; NaN, infinite or absurd values (delay over 1 h, period over "
+                                     "30 days): INVALID_VALUE", "ERROR_RESOURCE_NOT_FOUND",
+                                     "ERROR_INVALID_PARAMETER", "INVALID_VALUE", write=True),
     "Resource.add_dependency": d("resource depends on depends_on (same group, a DAG, at most 100 deep)",
                                  "ERROR_RESOURCE_NOT_FOUND", "ERROR_INVALID_PARAMETER",
                                  "ERROR_DEPENDENCY_ALREADY_EXISTS", "ERROR_CIRCULAR_DEPENDENCY",

@@ -122,7 +122,7 @@ def check_fencing(cfg):
 
 def check_address(what, value):
     host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(f"{what}: {value!r} is not HOST:PORT")
     try:
         ipaddress.ip_address(host)

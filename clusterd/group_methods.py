@@ -195,9 +195,7 @@ async def resource_set_restart_policy(call, resource, policy):
     for k, v in policy.items():
         if k not in known or not isinstance(v, known[k]) or isinstance(v, bool):
             raise ClusterError("ERROR_INVALID_PARAMETER", k, message=f"restart policy keys: {', '.join(known)}")
-    interval = policy.pop("monitor_interval", None)
-    if interval is not None and not 0.1 <= interval <= 3600:
-        raise ClusterError("ERROR_INVALID_PARAMETER", "monitor_interval", message="0.1 to 3600 seconds")
+    interval = policy.pop("monitor_interval", None)  # its range is resource.set's check (groups.py)
     await call.node.write("resource.set", rid=call.rid, resource=resource, restart=policy or None,
                           monitor_interval=interval)
     return ""

@@ -114,6 +114,8 @@ class Node:
         try:
             result = await self.replica.submit(command, timeout=WRITE_TIMEOUT)
         except ReplicaError as e:
+            if e.reason == "COMMAND_TOO_LARGE":  # refused before anything was sent
+                raise ClusterError("INVALID_VALUE", "the write is larger than one log entry") from None
             raise ClusterError("CLUSTER_WRITE_UNKNOWN", e.reason) from None
         if "error" in result:
             raise ClusterError.from_wire(result["error"])

@@ -31,6 +31,8 @@ The interface (base.py):
         await agent.stop(timeout=None) -> Result. Leaves nothing running ("offline"), or
                                       says it could not ("failed"; the record stays, so
                                       stop/adopt can try again). timeout=None: the resource's.
+        await agent.kill()            -> Result. A stop without grace, after a stop that failed
+                                      (process: SIGKILL of its whole group; ocf: stop again).
         await agent.monitor()         -> Result
         await agent.adopt()           -> Result | None. After a daemon restart: find what this
                                       resource left running (its record on disk) and manage

@@ -184,6 +184,11 @@ class OcfAgent(Agent):
             self.remove_record()
         return result
 
+    async def kill(self):
+        """The script is the authority, and there is no process of the resource to kill: ask it
+        to stop again, with its stop timeout."""
+        return await self.stop()
+
     async def monitor(self):
         """Run `monitor`: OCF_NOT_RUNNING is offline, unless this node started the resource
         (then it is a failure)."""
