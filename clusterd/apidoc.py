@@ -91,7 +91,8 @@ DOCS: dict[str, Doc] = {
                       "RBAC_PERMISSION_DENIED"),
     # Node: this daemon and the members
     "Node.status": d("this daemon's own view: name, leader, term, commit index, is_quorate, live_hosts, quorum, "
-                     "effective_token, paused, drain_status, ..."),
+                     "effective_token, paused, drain_status, connections (per server: open, cap, per_source_cap, "
+                     "refused, timed_out), ..."),
     "Node.fence_status": d("{node: {status requested|fenced|failed, agent, attempts, detail}}"),
     "Node.add": d("add a member (Raft membership change, on the leader)", "INVALID_VALUE", "NOT_LEADER",
                   "MEMBERSHIP_CHANGE_IN_PROGRESS", write=True),

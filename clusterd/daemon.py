@@ -7,7 +7,7 @@ import sys
 
 import uvloop
 
-from . import config, domain_methods, group_methods, membership, methods, move_methods, server, xapi  # noqa: F401  (*methods register the API)
+from . import config, domain_methods, group_methods, limits, membership, methods, move_methods, server, xapi  # noqa: F401  (*methods register the API)
 from .coordinator import Coordinator
 from .executor import Executor
 from .exitprog import ExitPrograms
@@ -25,8 +25,8 @@ async def serve(node, incarnation):
         coefficient=cfg.token_coefficient, incarnation=incarnation, raft=node.raft_view,
         members=lambda: {n: {"heartbeat": x["heartbeat"], "votes": x.get("votes", 1)} for n, x in members().items()})
     node.attach(loop, m)
-    api = await server.start(node, cfg.api)
-    xapi_runner = await xapi.start(node, cfg.xapi) if cfg.xapi else None
+    api = await server.start(node, cfg.api, node.gates["api"])
+    xapi_runner = await xapi.start(node, cfg.xapi, node.gates["xapi"]) if cfg.xapi else None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -58,6 +58,7 @@ async def _watch_tick_thread(node, stop):
 
 def main(argv=None):
     os.umask(0o077)  # every file this daemon creates (pysyncobj's journal and dump too) is 0600
+    limits.raise_nofile()  # before the servers' caps are computed from it
     try:
         cfg, args = config.load(argv)
         token = cfg.token()

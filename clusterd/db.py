@@ -5,10 +5,15 @@ a plain-data result; it reads no clock, draws no random number and does no I/O: 
 puts times ("at"), uuids and refs in the command. Every handler validates before it mutates,
 so a refused command changes nothing. A command carrying a request id ("rid") that was already
 applied returns the first result again and changes nothing (retried writes apply once).
+
+The dedup table keeps each result for DEDUP_WINDOW seconds of command time (the "at" the
+submitters put in), longer than any client retries: a burst of commands, however large, is
+deduplicated whole. DEDUP_MAX only bounds memory, far above what the log commits in a window.
 """
 from .errors import failure
 
-DEDUP_KEEP = 20000
+DEDUP_WINDOW = 120.0  # seconds; a client retries for at most its timeout times its attempts (client.py: 30 s)
+DEDUP_MAX = 500_000  # entries: a memory ceiling, ~4,000 writes/s sustained for the whole window
 CLUSTER_STACK = "corosync"
 CLUSTER_STACK_VERSION = 2
 
@@ -21,7 +26,7 @@ def initial_state():
         "members": {},  # name -> {name, raft, heartbeat, api, votes, host_uuid, host_ref, pif_uuid, pif_ref}
         "cluster_hosts": {},  # ref -> Cluster_host record
         "view": {"live": [], "at": None, "by": None},  # the committed membership view
-        "applied": {},  # rid -> result, oldest first
+        "applied": {},  # rid -> [at, result], in the order applied
         "groups": {},  # id -> group (groups.py)
         "resources": {},  # id -> resource
         "operations": {},  # handle -> an asynchronous online/offline and how it ended
@@ -373,23 +378,41 @@ def _member_remove(state, cmd):
 
 
 # -- apply ------------------------------------------------------------------------------------
+def first_result(state, rid):
+    """The result the command of this request id got when it applied, or None."""
+    entry = state["applied"].get(rid) if isinstance(rid, str) else None
+    return entry[1] if entry else None
+
+
 def precheck(state, command):
-    """The failure a command is bound to meet in this state, if its precondition says so."""
+    """What a command is bound to get in this state without a log entry: the first result of
+    its request id (a retry), else the failure its precondition predicts; None otherwise."""
     needs = HANDLERS.get(command.get("op"), (None, None))[0]
-    return needs(state, command) if needs else None
+    return first_result(state, command.get("rid")) or (needs(state, command) if needs else None)
+
+
+def _remember(state, rid, at, result):
+    applied = state["applied"]
+    applied[rid] = [at, result]
+    horizon = at - DEDUP_WINDOW if at is not None else None
+    while applied:
+        oldest = next(iter(applied))
+        then = applied[oldest][0]
+        if len(applied) <= DEDUP_MAX and not (horizon is not None and (then is None or then < horizon)):
+            break
+        del applied[oldest]
 
 
 def apply(state, command):
     if not isinstance(command, dict) or not isinstance(command.get("op"), str) or command["op"] not in HANDLERS:
         return failure("MESSAGE_METHOD_UNKNOWN", repr(command.get("op") if isinstance(command, dict) else command))
     rid = command.get("rid")
-    applied = state["applied"]
-    if rid is not None and rid in applied:
-        return applied[rid]
+    first = first_result(state, rid)
+    if first is not None:
+        return first
     needs, fn = HANDLERS[command["op"]]
     result = (needs and needs(state, command)) or fn(state, command)
-    if rid is not None:
-        applied[rid] = result
-        while len(applied) > DEDUP_KEEP:
-            del applied[next(iter(applied))]
+    if isinstance(rid, str):
+        at = command.get("at")
+        _remember(state, rid, at if isinstance(at, (int, float)) and not isinstance(at, bool) else None, result)
     return result

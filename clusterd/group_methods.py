@@ -86,13 +86,14 @@ async def group_create(call, name):
 
 @rpc("Group.delete", role=OP, params=(GROUP, ("force", "bool")))
 async def group_delete(call, group, force):
+    rid = call.rid or str(uuid.uuid4())  # over XML-RPC a call has none: the two steps share a fresh one
     if force:  # offline first, so that nothing keeps running what is deleted
         g = call.node.read(lambda s: group_view(s, _group(s, group)))
         if g["persistent_state"] == "online" and not g["special"]:
-            op = await call.node.write("group.offline", rid=f"{call.rid}-offline", group=group,
+            op = await call.node.write("group.offline", rid=f"{rid}-offline", group=group,
                                        handle=str(uuid.uuid4()))
             await _wait(call, op["handle"], 60.0)
-    await call.node.write("group.delete", rid=call.rid, group=group, force=force)
+    await call.node.write("group.delete", rid=rid, group=group, force=force)
     return ""
 
 

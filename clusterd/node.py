@@ -17,7 +17,7 @@ import psutil
 
 from raft import Replica, ReplicaError
 
-from . import auth, db, pause, tasks
+from . import auth, db, limits, pause, tasks
 from .errors import ClusterError
 from .lease import RaftView
 
@@ -59,6 +59,7 @@ class Node:
         self.token = token
         self.sessions = auth.Sessions(auth.load_users(cfg.users_file))
         self.tasks = tasks.Tasks()  # the Async.* calls of the XenAPI endpoint
+        self.gates = {"api": limits.Gate(), "xapi": limits.Gate()}  # the servers' connection caps
         self.started = time.time()
         self.membership = None  # set by the daemon once the socket is bound
         partners = [m["raft"] for m in cfg.members if m["name"] != cfg.name]
@@ -105,9 +106,11 @@ class Node:
         if not self.membership.view()["is_quorate"]:
             raise ClusterError("CLUSTER_NOT_QUORATE", self.cfg.name)
         command = {"op": op, "rid": rid or str(uuid.uuid4()), "at": time.time(), **args}
-        refused = self.replica.read(lambda state: db.precheck(state, command))
-        if refused:
-            raise ClusterError.from_wire(refused["error"])
+        early = self.replica.read(lambda state: db.precheck(state, command))  # a retry's first result first
+        if early is not None:
+            if "error" in early:
+                raise ClusterError.from_wire(early["error"])
+            return early["ok"]
         try:
             result = await self.replica.submit(command, timeout=WRITE_TIMEOUT)
         except ReplicaError as e:
@@ -135,6 +138,7 @@ class Node:
             "tick_thread_alive": self.replica.tick_thread_alive(),
             "lease": max(0.0, self.lease_deadline() - time.monotonic()),
             "heartbeat_rejected": self.membership.rejected_counts(),
+            "connections": {name: gate.stats() for name, gate in self.gates.items()},
             **self.state_hash(),
         }
 

@@ -82,6 +82,12 @@ class Call:
     exit_request: str = None  # set when the caller runs as an exit program (its CLUSTERD_REQUEST)
 
 
+def is_login(method_name):
+    """A method that needs no session: one that makes one (session.login_with_password...)."""
+    m = METHODS.get(method_name) if isinstance(method_name, str) else None
+    return m is not None and not m.session
+
+
 def require(call, role, method, why):
     """Refuse, as dispatch() does, a call whose arguments need more than the method's role."""
     if auth.rank(call.session["role"]) < auth.rank(role):

@@ -4,18 +4,32 @@ Hostile input is answered, not obeyed: an oversized frame gets FRAME_TOO_LARGE a
 connection is closed (its stream cannot be resynchronised); bytes that are not a msgpack map
 with a method get MALFORMED_REQUEST and the connection goes on. Nothing of either reaches
 the database, and other clients never notice.
+
+Connections are bounded (limits.py): a cap in total and per source address, a login
+deadline for a connection that has not authenticated (a request with a live session, or a
+successful login), an idle timeout for one that has.
 """
 import asyncio
 import logging
 
-from . import rpc, wire
+from . import limits, rpc, wire
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.server")
 
-MAX_CONNECTIONS = 1024
 MAX_IN_FLIGHT = 4096  # per connection
 MAX_RID = 128
+
+
+class Connection:
+    def __init__(self, loop):
+        self.login_deadline = loop.time() + limits.LOGIN_TIMEOUT
+        self.authenticated = False
+        self.in_flight = set()
+
+    def timeout(self, loop):
+        """Seconds the next read may wait for its bytes."""
+        return limits.IDLE_TIMEOUT if self.authenticated else max(self.login_deadline - loop.time(), 0.0)
 
 
 def _error_frame(req_id, err):
@@ -23,21 +37,20 @@ def _error_frame(req_id, err):
 
 
 class Server:
-    def __init__(self, node):
+    def __init__(self, node, gate):
         self.node = node
-        self.connections = 0
+        self.gate = gate
 
     async def handle(self, reader, writer):
-        if self.connections >= MAX_CONNECTIONS:
-            writer.close()
+        source = limits.source_of(writer.transport)
+        if not self.gate.admit(source):
+            writer.transport.abort()
             return
-        self.connections += 1
-        in_flight = set()
+        conn = Connection(asyncio.get_running_loop())
         try:
             while True:
-                try:
-                    header = await reader.readexactly(wire.HEADER.size)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                header = await self._read(reader, wire.HEADER.size, conn)
+                if header is None:
                     return
                 (length,) = wire.HEADER.unpack(header)
                 if length > wire.MAX_FRAME:
@@ -45,22 +58,43 @@ class Server:
                         "FRAME_TOO_LARGE", length, wire.MAX_FRAME)))
                     await writer.drain()
                     return
-                try:
-                    body = await reader.readexactly(length)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                body = await self._read(reader, length, conn)
+                if body is None:
                     return
-                while len(in_flight) >= MAX_IN_FLIGHT:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                task = asyncio.ensure_future(self._answer(body, writer))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+                while len(conn.in_flight) >= MAX_IN_FLIGHT:
+                    await asyncio.wait(conn.in_flight, return_when=asyncio.FIRST_COMPLETED)
+                task = asyncio.ensure_future(self._answer(body, writer, conn))
+                conn.in_flight.add(task)
+                task.add_done_callback(conn.in_flight.discard)
+        except ConnectionError:
+            return
         finally:
-            self.connections -= 1
-            for task in in_flight:
+            self.gate.release(source)
+            for task in conn.in_flight:
                 task.cancel()
             writer.close()
 
-    async def _answer(self, body, writer):
+    async def _read(self, reader, n, conn):
+        """n bytes; None at the end of the stream, or when the login deadline or the idle
+        timeout has passed with no request of this connection being answered."""
+        loop = asyncio.get_running_loop()
+        while True:
+            was_authenticated = conn.authenticated
+            try:
+                return await asyncio.wait_for(reader.readexactly(n), conn.timeout(loop))
+            except asyncio.IncompleteReadError:
+                return None
+            except asyncio.TimeoutError:  # readexactly consumed nothing: the bytes stay buffered
+                if conn.in_flight:  # a login, or a long call (Operation.wait), still being answered
+                    await asyncio.wait(conn.in_flight)
+                    if conn.authenticated:
+                        continue
+                elif conn.authenticated and not was_authenticated:  # logged in meanwhile
+                    continue
+                self.gate.timed_out += 1
+                return None
+
+    async def _answer(self, body, writer, conn):
         req_id = None
         try:
             try:
@@ -77,8 +111,11 @@ class Server:
             if exit_request is not None and not (isinstance(exit_request, str) and len(exit_request) <= MAX_RID):
                 raise ClusterError("FIELD_TYPE_ERROR", "exit_request",
                                    message=f"exit_request must be a string of at most {MAX_RID} characters")
+            if self.node.sessions.get(req.get("session")) is not None:
+                conn.authenticated = True
             value = await rpc.dispatch(self.node, req["method"], req.get("args", []), req.get("session"), rid,
                                        exit_request or None)
+            conn.authenticated = conn.authenticated or rpc.is_login(req["method"])
             frame = wire.encode({"id": req_id, "ok": value})
         except ClusterError as e:
             frame = _error_frame(req_id, e)
@@ -93,7 +130,8 @@ class Server:
                 pass
 
 
-async def start(node, address):
+async def start(node, address, gate):
     host, port = address.rsplit(":", 1)
-    server = Server(node)
-    return await asyncio.start_server(server.handle, host, int(port), limit=wire.MAX_FRAME + 16)
+    server = Server(node, gate)
+    return await asyncio.start_server(server.handle, host, int(port), limit=wire.MAX_FRAME + 16,
+                                      backlog=limits.BACKLOG)

@@ -18,6 +18,10 @@ call, with xapi's wire conventions on the way in and out:
 Hostile bodies are answered, not obeyed: a body over MAX_BODY is refused unread, a DTD or an
 entity declaration is refused while parsing (no entity expansion), and a large body is parsed
 on a worker thread so that the event loop (membership, Raft replies) keeps its pace.
+
+Connections are bounded as the msgpack server's are (limits.py): a cap in total and per
+source address, a login deadline until a call carries a live session or a login succeeds
+(a call being answered holds it off), then HTTP keep-alive's idle timeout.
 """
 import asyncio
 import concurrent.futures
@@ -30,7 +34,7 @@ from pyexpat import ParserCreate
 
 from aiohttp import web
 
-from . import auth, rpc
+from . import auth, limits, rpc
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.xapi")
@@ -177,20 +181,73 @@ def _reply(result):
     return web.Response(body=xml.encode(), content_type="text/xml", charset="utf-8")
 
 
+class _Gated(asyncio.Protocol):
+    """aiohttp's protocol for one connection, admitted by the gate and closed at its login
+    deadline unless it has authenticated by then or is being answered."""
+
+    def __init__(self, inner, gate, conns):
+        self.inner, self.gate, self.conns = inner, gate, conns
+        self.transport = self.source = self.timer = None
+        self.authenticated = False
+        self.busy = 0
+
+    def connection_made(self, transport):
+        self.source = limits.source_of(transport)
+        if not self.gate.admit(self.source):
+            self.source = None
+            transport.abort()
+            return
+        self.transport = transport
+        self.conns[transport] = self
+        self.timer = asyncio.get_running_loop().call_later(limits.LOGIN_TIMEOUT, self._deadline)
+        self.inner.connection_made(transport)
+
+    def _deadline(self):
+        if self.authenticated:
+            return
+        if self.busy:  # a login still being answered: look again shortly
+            self.timer = asyncio.get_running_loop().call_later(0.1, self._deadline)
+            return
+        self.gate.timed_out += 1
+        self.transport.abort()
+
+    def connection_lost(self, exc):
+        if self.source is None:
+            return
+        self.gate.release(self.source)
+        self.conns.pop(self.transport, None)
+        self.timer.cancel()
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data):
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def pause_writing(self):
+        self.inner.pause_writing()
+
+    def resume_writing(self):
+        self.inner.resume_writing()
+
+
 class Endpoint:
     def __init__(self, node):
         self.node = node
         self.parser = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xapi-parse")
+        self.conns = {}  # transport -> _Gated
 
     async def handle(self, request):
         too_large = False
+        conn = self.conns.get(request.transport)
         try:
             body = await self._body(request)
             if len(body) <= PARSE_INLINE:
                 name, params = parse_call(body)
             else:
                 name, params = await asyncio.get_running_loop().run_in_executor(self.parser, parse_call, body)
-            result = {"Status": "Success", "Value": await call(self.node, name, params)}
+            result = {"Status": "Success", "Value": await self._call(conn, name, params)}
         except ClusterError as e:
             too_large = e.code == "FRAME_TOO_LARGE"
             result = failure(e)
@@ -201,6 +258,19 @@ class Endpoint:
         if too_large:  # the rest of the body was never read: this connection cannot go on
             response.force_close()
         return response
+
+    async def _call(self, conn, name, params):
+        if conn is None:
+            return await call(self.node, name, params)
+        if params and self.node.sessions.get(params[0]) is not None:
+            conn.authenticated = True
+        conn.busy += 1
+        try:
+            value = await call(self.node, name, params)
+        finally:
+            conn.busy -= 1
+        conn.authenticated = conn.authenticated or rpc.is_login(name)
+        return value
 
     async def _body(self, request):
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -214,15 +284,27 @@ class Endpoint:
         self.parser.shutdown(wait=False, cancel_futures=True)
 
 
-async def start(node, address):
-    """Serve the XenAPI on HOST:PORT; returns the runner (await runner.cleanup() to stop)."""
+class Runner:
+    def __init__(self, server, runner):
+        self.server, self.runner = server, runner
+
+    async def cleanup(self):
+        self.server.close()
+        await self.runner.cleanup()
+
+
+async def start(node, address, gate):
+    """Serve the XenAPI on HOST:PORT; returns a Runner (await runner.cleanup() to stop)."""
     host, port = address.rsplit(":", 1)
     endpoint = Endpoint(node)
     app = web.Application(client_max_size=MAX_BODY)
     for path in PATHS:
         app.router.add_post(path, endpoint.handle)
     app.on_cleanup.append(endpoint.close)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=limits.IDLE_TIMEOUT)
     await runner.setup()
-    await web.TCPSite(runner, host, int(port)).start()
-    return runner
+    protocol = runner.server  # aiohttp's protocol factory, behind the gate
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _Gated(protocol(), gate, endpoint.conns), host, int(port), reuse_address=True,
+        backlog=limits.BACKLOG)
+    return Runner(server, runner)

@@ -48,7 +48,7 @@ def test_bootstrap_records_members_network_and_cluster():
         assert ch["uuid"] == uuid and ch["host"] == name and ch["PIF"] == f"OpaqueRef:pif-{name}"
         assert ch["enabled"] and ch["joined"]
         assert ch["live"] is False and ch["last_update_live"] == AT  # no view committed yet
-    assert s["applied"] == {"bootstrap": {"ok": CREF}}
+    assert s["applied"] == {"bootstrap": [AT, {"ok": CREF}]}
 
 
 def test_bootstrap_twice_is_refused():
@@ -423,15 +423,47 @@ def test_commands_without_rid_are_not_deduplicated():
     cmd = {"op": "cluster.cas_other_config", "self": CREF, "key": "n", "expected": None, "new": "1"}
     assert db.apply(s, dict(cmd))["ok"]["swapped"] is True
     assert db.apply(s, dict(cmd))["ok"] == {"swapped": False, "value": "1"}
-    assert s["applied"] == {"bootstrap": {"ok": CREF}}
+    assert s["applied"] == {"bootstrap": [AT, {"ok": CREF}]}
 
 
-def test_dedup_table_is_bounded_oldest_first(monkeypatch):
-    monkeypatch.setattr(db, "DEDUP_KEEP", 3)
+def _set(value, rid, at):
+    return {"op": "cluster.set_other_config", "self": CREF, "value": value, "rid": rid, "at": at}
+
+
+def test_a_burst_of_writes_is_deduplicated_whole():
+    """25,000 writes within a second (reports at 10,000 groups come in such bursts): a retry
+    of the first one still gets its first result and applies nothing."""
+    s = booted()
+    for i in range(25_000):
+        db.apply(s, _set({}, f"r{i}", AT + i / 25_000))
+    assert db.apply(s, _set({"retried": "1"}, "r0", AT + 1)) == {"ok": None}
+    assert s["cluster"]["other_config"] == {}
+
+
+@pytest.mark.parametrize("later, kept", [(1.0, True), (db.DEDUP_WINDOW - 0.001, True), (db.DEDUP_WINDOW + 0.001, False)])
+def test_a_result_is_kept_for_the_retry_window_of_command_time(later, kept):
+    s = booted()
+    db.apply(s, _set({}, "first", AT + 10))
+    db.apply(s, _set({}, "later", AT + 10 + later))
+    assert ("first" in s["applied"]) is kept
+    assert "later" in s["applied"]
+
+
+def test_the_dedup_table_has_a_memory_ceiling_oldest_first(monkeypatch):
+    monkeypatch.setattr(db, "DEDUP_MAX", 3)
     s = booted()
     for i in range(5):
-        db.apply(s, {"op": "cluster.add_to_other_config", "self": CREF, "key": f"k{i}", "value": "v", "rid": f"r{i}"})
+        db.apply(s, _set({}, f"r{i}", AT + i))
     assert list(s["applied"]) == ["r2", "r3", "r4"]
+
+
+def test_precheck_answers_a_retry_with_its_first_result():
+    """The precondition would refuse the retry (the cluster is gone): the first result wins."""
+    s = booted()
+    destroy = {"op": "cluster.pool_force_destroy", "self": CREF, "rid": "destroy", "at": AT + 1}
+    assert db.apply(s, dict(destroy)) == {"ok": None}
+    assert db.precheck(s, dict(destroy)) == {"ok": None}
+    assert code(db.precheck(s, dict(destroy, rid="another"))) == "HANDLE_INVALID"
 
 
 # -- every refusal leaves the state exactly as it was -------------------------------------------
@@ -479,7 +511,7 @@ def test_every_refusal_leaves_the_state_unchanged(prepare, cmd, expected, with_r
     assert result["error"]["code"] in CODES
     if with_rid and expected != "MESSAGE_METHOD_UNKNOWN":
         # the refusal is remembered so that a retry gets the same answer; nothing else moves
-        assert s["applied"].pop("refused-1") == result
+        assert s["applied"].pop("refused-1")[1] == result
     assert s == before
 
 
