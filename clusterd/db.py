@@ -132,7 +132,6 @@ def _create(state, cmd, names):
         "cluster_config": dict(cmd.get("cluster_config", {})),
         "cluster_stack": CLUSTER_STACK,
         "cluster_stack_version": CLUSTER_STACK_VERSION,
-        "cluster_token": cmd["cluster_token"],
         "pool_auto_join": bool(cmd["pool_auto_join"]),
         "token_timeout": float(cmd["token_timeout"]),
         "token_timeout_coefficient": float(cmd["token_timeout_coefficient"]),

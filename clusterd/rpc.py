@@ -82,6 +82,12 @@ class Call:
     exit_request: str = None  # set when the caller runs as an exit program (its CLUSTERD_REQUEST)
 
 
+def require(call, role, method, why):
+    """Refuse, as dispatch() does, a call whose arguments need more than the method's role."""
+    if auth.rank(call.session["role"]) < auth.rank(role):
+        raise ClusterError("RBAC_PERMISSION_DENIED", method, role, message=f"{why}: {role} only")
+
+
 async def dispatch(node, method_name, args, session_ref=None, rid=None, exit_request=None):
     m = METHODS.get(method_name) if isinstance(method_name, str) else None
     if m is None:
