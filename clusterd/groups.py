@@ -276,13 +276,18 @@ def _group_create_core(state, cmd):
     return ok(cmd["id"])
 
 
-@handler("group.delete", needs=_needs_group)
-def _group_delete(state, cmd):
+def _delete_problem(state, cmd):
     g = find_group(state, cmd["group"])
     if g["special"]:
         return failure("ERROR_CORE_RESOURCE", g["name"], message="the core group cannot be deleted")
     if g["resources"] and not cmd.get("force"):
         return failure("ERROR_DIR_NOT_EMPTY", g["name"])
+    return None
+
+
+@handler("group.delete", needs=first(_needs_group, _delete_problem))
+def _group_delete(state, cmd):
+    g = find_group(state, cmd["group"])
     for rid in g["resources"]:
         _unindex(state, "resource", state["resources"].pop(rid))
     _unindex(state, "group", state["groups"].pop(g["id"]))
@@ -317,7 +322,7 @@ def _paused_owner(state, owner):
     return None
 
 
-def _command_state(state, cmd, target):
+def _state_problem(state, cmd, target):
     g = find_group(state, cmd["group"])
     refused = _not_special(g, f"brought {target}")
     if refused:
@@ -327,9 +332,13 @@ def _command_state(state, cmd, target):
     if target == "online" and g["owner"] is None:
         if not cmd.get("owner") or cmd["owner"] not in state["members"]:
             return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
-        refused = _paused_owner(state, cmd["owner"])
-        if refused:
-            return refused
+        return _paused_owner(state, cmd["owner"])
+    return None
+
+
+def _command_state(state, cmd, target):
+    g = find_group(state, cmd["group"])
+    if target == "online" and g["owner"] is None:
         g["owner"] = cmd["owner"]
     set_persistent_state(state, g, target)
     if target == "online" and g["state"] == "Failed":
@@ -340,12 +349,12 @@ def _command_state(state, cmd, target):
     return _new_operation(state, cmd["handle"], g, target)
 
 
-@handler("group.online", needs=_needs_group)
+@handler("group.online", needs=first(_needs_group, lambda state, cmd: _state_problem(state, cmd, "online")))
 def _group_online(state, cmd):
     return _command_state(state, cmd, "online")
 
 
-@handler("group.offline", needs=_needs_group)
+@handler("group.offline", needs=first(_needs_group, lambda state, cmd: _state_problem(state, cmd, "offline")))
 def _group_offline(state, cmd):
     return _command_state(state, cmd, "offline")
 

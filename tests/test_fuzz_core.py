@@ -109,7 +109,8 @@ def test_cluster_create_when_a_cluster_exists_takes_no_log_entry():
 # the commands whose every refusal the precondition gives (the class of the defects above);
 # the other handlers still refuse some cases only from apply (see the refusal tables)
 PRECHECKED = {"cluster.create", "cluster_host.create", "cluster.add_to_other_config", "domain.delete",
-              "resource.add_dependency", "resource.remove_dependency", "resource.move_to_group"}
+              "resource.add_dependency", "resource.remove_dependency", "resource.move_to_group",
+              "group.delete", "group.online", "group.offline"}
 TABLES = [(name, world, prepare, cmd, expected)
           for module, world in ((test_core, lambda: booted(live=["node1", "node2"])), (test_groups_core, test_groups_core.world))
           for name, prepare, cmd, expected in module.REFUSALS if str(cmd.get("op")) in PRECHECKED]
