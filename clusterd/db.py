@@ -57,6 +57,17 @@ def handler(op, needs=None):
     return deco
 
 
+def first(*checks):
+    """A precondition made of several: the first failure among them, or None."""
+    def needs(state, cmd):
+        for check in checks:
+            refused = check(state, cmd)
+            if refused:
+                return refused
+        return None
+    return needs
+
+
 def _needs_cluster_host(state, cmd):
     if _cluster_host(state, cmd["self"]) is None:
         return failure("HANDLE_INVALID", "Cluster_host", cmd["self"])
@@ -194,12 +205,15 @@ def _set_other_config(state, cmd):
     return ok()
 
 
-@handler("cluster.add_to_other_config", needs=_needs_cluster)
-def _add_to_other_config(state, cmd):
-    c = state["cluster"]
-    if cmd["key"] in c["other_config"]:
+def _key_taken(state, cmd):
+    if cmd["key"] in state["cluster"]["other_config"]:
         return failure("MAP_DUPLICATE_KEY", "Cluster", "other_config", cmd["self"], cmd["key"])
-    c["other_config"][cmd["key"]] = cmd["value"]
+    return None
+
+
+@handler("cluster.add_to_other_config", needs=first(_needs_cluster, _key_taken))
+def _add_to_other_config(state, cmd):
+    state["cluster"]["other_config"][cmd["key"]] = cmd["value"]
     return ok()
 
 

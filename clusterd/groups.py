@@ -5,7 +5,7 @@ state is what a client last commanded; its state is computed from its resources'
 which only the owner reports. Every transition of the computed state increments the group's
 state sequence number. Dependencies stay inside one group and form a DAG.
 """
-from .db import handler, ok
+from .db import first, handler, ok
 from .errors import failure
 from .pause import node_record
 
@@ -276,13 +276,18 @@ def _group_create_core(state, cmd):
     return ok(cmd["id"])
 
 
-@handler("group.delete", needs=_needs_group)
-def _group_delete(state, cmd):
+def _delete_problem(state, cmd):
     g = find_group(state, cmd["group"])
     if g["special"]:
         return failure("ERROR_CORE_RESOURCE", g["name"], message="the core group cannot be deleted")
     if g["resources"] and not cmd.get("force"):
         return failure("ERROR_DIR_NOT_EMPTY", g["name"])
+    return None
+
+
+@handler("group.delete", needs=first(_needs_group, _delete_problem))
+def _group_delete(state, cmd):
+    g = find_group(state, cmd["group"])
     for rid in g["resources"]:
         _unindex(state, "resource", state["resources"].pop(rid))
     _unindex(state, "group", state["groups"].pop(g["id"]))
@@ -317,7 +322,7 @@ def _paused_owner(state, owner):
     return None
 
 
-def _command_state(state, cmd, target):
+def _state_problem(state, cmd, target):
     g = find_group(state, cmd["group"])
     refused = _not_special(g, f"brought {target}")
     if refused:
@@ -327,9 +332,13 @@ def _command_state(state, cmd, target):
     if target == "online" and g["owner"] is None:
         if not cmd.get("owner") or cmd["owner"] not in state["members"]:
             return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
-        refused = _paused_owner(state, cmd["owner"])
-        if refused:
-            return refused
+        return _paused_owner(state, cmd["owner"])
+    return None
+
+
+def _command_state(state, cmd, target):
+    g = find_group(state, cmd["group"])
+    if target == "online" and g["owner"] is None:
         g["owner"] = cmd["owner"]
     set_persistent_state(state, g, target)
     if target == "online" and g["state"] == "Failed":
@@ -340,12 +349,12 @@ def _command_state(state, cmd, target):
     return _new_operation(state, cmd["handle"], g, target)
 
 
-@handler("group.online", needs=_needs_group)
+@handler("group.online", needs=first(_needs_group, lambda state, cmd: _state_problem(state, cmd, "online")))
 def _group_online(state, cmd):
     return _command_state(state, cmd, "online")
 
 
-@handler("group.offline", needs=_needs_group)
+@handler("group.offline", needs=first(_needs_group, lambda state, cmd: _state_problem(state, cmd, "offline")))
 def _group_offline(state, cmd):
     return _command_state(state, cmd, "offline")
 
@@ -495,8 +504,7 @@ def _number(v, minimum):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum
 
 
-@handler("resource.add_dependency", needs=_needs_resource)
-def _add_dependency(state, cmd):
+def _dependency_problem(state, cmd):
     r = find_resource(state, cmd["resource"])
     d = find_resource(state, cmd["depends_on"])
     if d is None:
@@ -510,31 +518,44 @@ def _add_dependency(state, cmd):
         return failure("ERROR_CIRCULAR_DEPENDENCY", r["name"], d["name"])
     if _chain_length(state, r["id"], d["id"]) > MAX_DEPENDENCY_DEPTH:
         return failure("ERROR_DEPENDENCY_TREE_TOO_COMPLEX", r["name"])
-    r["dependencies"].append(d["id"])
+    return None
+
+
+@handler("resource.add_dependency", needs=first(_needs_resource, _dependency_problem))
+def _add_dependency(state, cmd):
+    find_resource(state, cmd["resource"])["dependencies"].append(find_resource(state, cmd["depends_on"])["id"])
     return ok()
 
 
-@handler("resource.remove_dependency", needs=_needs_resource)
-def _remove_dependency(state, cmd):
-    r = find_resource(state, cmd["resource"])
-    d = find_resource(state, cmd["depends_on"])
+def _no_such_dependency(state, cmd):
+    r, d = find_resource(state, cmd["resource"]), find_resource(state, cmd["depends_on"])
     if d is None or d["id"] not in r["dependencies"]:
         return failure("ERROR_DEPENDENCY_NOT_FOUND", r["name"], cmd["depends_on"])
-    r["dependencies"].remove(d["id"])
+    return None
+
+
+@handler("resource.remove_dependency", needs=first(_needs_resource, _no_such_dependency))
+def _remove_dependency(state, cmd):
+    find_resource(state, cmd["resource"])["dependencies"].remove(find_resource(state, cmd["depends_on"])["id"])
     return ok()
 
 
-@handler("resource.move_to_group", needs=_needs_resource)
-def _move_to_group(state, cmd):
+def _move_problem(state, cmd):
     r = find_resource(state, cmd["resource"])
-    g = find_group(state, cmd["to"])
-    if g is None:
+    if find_group(state, cmd["to"]) is None:
         return failure("ERROR_GROUP_NOT_FOUND", cmd["to"])
     linked = r["dependencies"] or any(r["id"] in o["dependencies"] for o in state["resources"].values())
     if linked:
         return failure("ERROR_DEPENDENCY_NOT_ALLOWED", r["name"], message="remove its dependencies first")
     if r["state"] not in ("Offline", "Failed"):
         return failure("ERROR_RESOURCE_ONLINE", r["name"])
+    return None
+
+
+@handler("resource.move_to_group", needs=first(_needs_resource, _move_problem))
+def _move_to_group(state, cmd):
+    r = find_resource(state, cmd["resource"])
+    g = find_group(state, cmd["to"])
     old = state["groups"][r["group"]]
     old["resources"].remove(r["id"])
     g["resources"].append(r["id"])

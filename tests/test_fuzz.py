@@ -11,8 +11,8 @@ import pytest
 from clusterctl import fuzz
 from clusterd.errors import ClusterError
 
-INPUTS = 3000
-LIMIT = 50.0  # seconds of sending at most; the test checks how many inputs went out
+INPUTS = 2000
+LIMIT = 40.0  # seconds of sending at most; the test checks how many inputs went out
 
 
 def test_hostile_inputs_crash_nothing_and_refusals_change_nothing(cluster3):
@@ -24,6 +24,8 @@ def test_hostile_inputs_crash_nothing_and_refusals_change_nothing(cluster3):
     assert r["unanswered"] == 0, r["examples"]["unanswered"]
     assert r["total"] >= INPUTS // 3, f"only {r['total']} inputs went out in {LIMIT} s"
     assert all(r["inputs"].get(door) for door in ("msgpack", "xmlrpc", "heartbeat")), r["inputs"]
+    # the datagrams arrived and were turned away (loopback drops almost none)
+    assert r["heartbeats_rejected"] >= r["inputs"]["heartbeat"] * 0.9, r
     # the calls got past the first checks: some reached the methods and were answered by them
     assert r["answers"].get("msgpack: ok") and r["answers"].get("xmlrpc: ok"), r["answers"]
 

@@ -12,6 +12,8 @@ from clusterd.agents import props
 from clusterd.config import ConfigError, check_address
 from clusterd.errors import ClusterError
 
+import test_core
+import test_groups_core
 from builders import booted, create_cmd, ok, refused_before_submit
 
 KEY = membership.heartbeat_key(b"test token")
@@ -102,3 +104,21 @@ def test_cluster_host_create_refusals_take_no_log_entry(fields, expected):
 def test_cluster_create_when_a_cluster_exists_takes_no_log_entry():
     cmd = create_cmd(["node1"])
     refused_before_submit(booted(), cmd.pop("op"), "CLUSTER_ALREADY_EXISTS", **cmd)
+
+
+# the commands whose every refusal the precondition gives (the class of the defects above);
+# the other handlers still refuse some cases only from apply (see the refusal tables)
+PRECHECKED = {"cluster.create", "cluster_host.create", "cluster.add_to_other_config", "domain.delete",
+              "resource.add_dependency", "resource.remove_dependency", "resource.move_to_group",
+              "group.delete", "group.online", "group.offline"}
+TABLES = [(name, world, prepare, cmd, expected)
+          for module, world in ((test_core, lambda: booted(live=["node1", "node2"])), (test_groups_core, test_groups_core.world))
+          for name, prepare, cmd, expected in module.REFUSALS if str(cmd.get("op")) in PRECHECKED]
+
+
+@pytest.mark.parametrize("world,prepare,cmd,expected", [t[1:] for t in TABLES], ids=[t[0] for t in TABLES])
+def test_every_refusal_of_these_commands_comes_before_submitting(world, prepare, cmd, expected):
+    s = world()
+    if prepare:
+        prepare(s)
+    refused_before_submit(s, cmd["op"], expected, **{k: v for k, v in cmd.items() if k != "op"})

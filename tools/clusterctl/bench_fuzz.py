@@ -19,7 +19,8 @@ def bench_fuzz(args):
                                        f"({r['total'] / r['seconds']:,.0f}/s)")
     for door, n in r["inputs"].items():
         t.add_row(f"inputs: {door}", f"{n:,}")
-    for key in ("crashes", "state_changes", "internal_errors", "unanswered", "unconfirmed_state_changes"):
+    for key in ("crashes", "state_changes", "internal_errors", "unanswered", "unconfirmed_state_changes",
+                "heartbeats_rejected"):
         t.add_row(key.replace("_", " "), str(r[key]))
     s = r["slowest"]
     t.add_row("slowest answer", f"{s['seconds'] * 1000:.1f} ms ({s.get('door')} on {s.get('node')}: {s.get('answer')})")

@@ -413,12 +413,14 @@ class Result:
     unanswered: list = field(default_factory=list)
     slowest: dict = field(default_factory=lambda: {"seconds": 0.0})
     seconds: float = 0.0
+    heartbeats_rejected: int = 0  # by the nodes (Node.status heartbeat_rejected), during the campaign
 
     def summary(self):
         return {"inputs": dict(self.inputs), "total": sum(self.inputs.values()), "seconds": self.seconds,
                 "crashes": len(self.crashes), "state_changes": len(self.state_changes),
                 "unconfirmed_state_changes": self.unconfirmed, "internal_errors": len(self.internal_errors),
                 "unanswered": len(self.unanswered), "slowest": self.slowest,
+                "heartbeats_rejected": self.heartbeats_rejected,
                 "answers": dict(self.answers.most_common()),
                 "examples": {k: [_show(x) for x in getattr(self, k)[:5]]
                              for k in ("crashes", "state_changes", "internal_errors", "unanswered")}}
@@ -453,6 +455,7 @@ class Campaign:
             self.key = membership.heartbeat_key(f.read().strip())
         self.known = self._known(sessions)
         self.hashes = {n: self.status(n)["state_hash"] for n in self.nodes}
+        self.rejected_before = self.rejected()
 
     def _known(self, sessions):
         c, s = self.control[self.nodes[0]], self.admin[self.nodes[0]]
@@ -473,6 +476,10 @@ class Campaign:
     # -- looking at the target ----------------------------------------------------------------
     def status(self, node):
         return self.control[node].call("Node.status", session=self.admin[node])
+
+    def rejected(self):
+        """Heartbeat datagrams every node rejected so far, in all."""
+        return sum(sum(self.status(n)["heartbeat_rejected"].values()) for n in self.nodes)
 
     def alive(self, node):
         """None if the node lives and answers; else what is wrong."""
@@ -582,6 +589,7 @@ class Campaign:
                                              else "does not see every node live")
                 if wrong:
                     self.result.crashes.append({"node": node, "door": "end", "wrong": wrong})
+            self.result.heartbeats_rejected = self.rejected() - self.rejected_before
         finally:
             self.result.seconds = time.monotonic() - t0
             self.close()
