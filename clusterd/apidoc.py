@@ -135,12 +135,14 @@ DOCS: dict[str, Doc] = {
                     "ERROR_CLUSTER_RESOURCE_LOCKED_STATUS", write=True),
     "Group.cancel_move": d("cancel a move not yet handed over", "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_STATE",
                            write=True),
-    "Resource.create": d("a resource of an agent type in a group (persistent state online): its id",
+    "Resource.create": d("a resource of an agent type in a group (persistent state online): its id; a "
+                         "property marked pool-admin below needs a pool-admin", "RBAC_PERMISSION_DENIED",
                          "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_NAME", "ERROR_OBJECT_ALREADY_EXISTS",
                          "AGENT_PROPERTIES_INVALID", write=True),
     "Resource.delete": d("delete an offline resource nothing depends on", "ERROR_RESOURCE_NOT_FOUND",
                          "ERROR_RESOURCE_ONLINE", "ERROR_DEPENDENT_RESOURCE_EXISTS", write=True),
-    "Resource.set_properties": d("replace its agent properties", "ERROR_RESOURCE_NOT_FOUND",
+    "Resource.set_properties": d("replace its agent properties; a new value of a property marked pool-admin "
+                                 "below needs a pool-admin", "RBAC_PERMISSION_DENIED", "ERROR_RESOURCE_NOT_FOUND",
                                  "AGENT_PROPERTIES_INVALID", write=True),
     "Resource.set_restart_policy": d("threshold, period, delay, action none|restart|restart_failover, "
                                      "monitor_interval; NaN, infinite or absurd values (delay over 1 h, period over "
@@ -166,7 +168,8 @@ DOCS: dict[str, Doc] = {
     "Operation.wait": d("the operation once it ends or after timeout seconds (at most 600): {status pending|"
                         "succeeded|failed|cancelled, error, ...}", "OPERATION_NOT_FOUND"),
     # recovery domains (IBM i cluster resource groups) and results queues
-    "Domain.create": d("give the group a recovery domain: nodes[i] takes roles[i]", "ERROR_GROUP_NOT_FOUND",
+    "Domain.create": d("give the group a recovery domain: nodes[i] takes roles[i]; an exit_program (not null) "
+                       "needs a pool-admin", "RBAC_PERMISSION_DENIED", "ERROR_GROUP_NOT_FOUND",
                        "CLUSTER_SPECIAL_GROUP", "ERROR_INVALID_PARAMETER", "ERROR_INVALID_HANDLE",
                        "DOMAIN_REQUEST_IN_PROGRESS", "DOMAIN_CALLED_FROM_EXIT_PROGRAM", write=True),
     "Domain.delete": d("remove the group's recovery domain", "ERROR_GROUP_NOT_FOUND", "CLUSTER_SPECIAL_GROUP",
@@ -289,7 +292,8 @@ def render_agents() -> str:
         if missing or stale:
             raise KeyError(f"agent {name}: undocumented properties {missing}, documented but unknown {stale}")
         lines += [f"### `{name}`", "", "| property | meaning |", "| --- | --- |"]
-        lines += [f"| `{p}` | {_cell(documented[p])} |" for p in sorted(documented)]
+        lines += [f"| `{p}` | {'**pool-admin** (names a program or a path to write): ' if p in cls.PRIVILEGED else ''}"
+                  f"{_cell(documented[p])} |" for p in sorted(documented)]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,18 +1,25 @@
-"""The executor (every node): run what the committed state says this node owns, nothing else.
+"""The executor (every node): carry out the node's plan (plan.py), nothing else.
 
-A resource may run here only while the committed state says this node owns its group, the
-group's persistent state is online, the resource has not failed, and this node is quorate
-and holds its lease (DESIGN.md invariant 3); without them the no-quorum policy decides (stop,
-the default; freeze; ignore). The executor converges to
-that: starts in dependency order, stops in reverse, monitors what runs, applies the restart
-policy, and reports every resource state change as a command that the leader commits.
-After a daemon restart it adopts what its agents left running (their records on disk) and
-stops whatever it may no longer run: no orphan, no duplicate.
+Level-triggered: at every wake (an action ended, a failover was applied, the lease deadline,
+a monitor, restart or retry due, and at least every TICK) it computes the plan again from the
+committed state, the node's own view (ready, quorate, lease deadline) and its own books (what
+may run here), and carries it out: at most one action per group at a time, groups side by
+side. An action in flight that the new plan no longer names is cancelled at once (a start and
+its health-check wait, a monitor, a move question, a report): so losing quorum or the lease
+preempts everything, and every resource of the node is stopped, dependents first. A stop is
+never cancelled; one that fails or times out escalates to a kill (agents.Agent.kill: SIGKILL
+of the whole process group) and is retried, and the resource stays in the books, as possibly
+running, until a stop proved it gone. The right to start is checked again at the instant
+before each agent start, and nothing starts while a refused report of it is held.
 
-Moves (moves.py): on the source it answers a move's question with its agents' prepare_move,
-then stops the group (it is not wanted there while the move stops it); on the destination it
-starts the group with the move's property list. At most `start_slots` (node config) groups start at once on a
-node; the others wait, except a CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START move's, which goes first.
+Restart policy: a resource that fails (its start or its monitor) is stopped, then restarted
+after the policy's delay (a DOWN entry in the books: no task sleeps) while its restarts last;
+past them it is reported Failed. After a daemon restart the executor adopts what its agents
+left running (their records on disk), keeps it for one effective token while heartbeats
+arrive, then follows the plan like everything else: no orphan, no duplicate. SIGTERM of the
+daemon (shutdown) stops everything the node runs, in-flight starts included, and reports
+nothing (the groups stay this node's). At most `start_slots` (node config) groups start at
+once; a CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START move's first.
 """
 import asyncio
 import logging
@@ -20,38 +27,16 @@ import time
 
 import psutil
 
-from . import agents, groups, moves
+from . import agents, groups, moves, plan, timing
 from .errors import ClusterError
-from .node import wake_or_timeout
+from .plan import DOWN, LIVE, STARTING, STOP_FAILED, UNKNOWN, UP, Entry
 
 log = logging.getLogger("clusterd.executor")
 
 TICK = 0.1
 PREPARE_MOVE_TIMEOUT = 30.0  # seconds an agent has to answer whether its resource may move
-
-
-def _plan(state, me):
-    """Pure: for each group this node owns, its resources in dependency order and whether
-    they may run. Copies what the executor needs so it can act without the lock."""
-    plan = {}
-    for g in state["groups"].values():
-        if g["owner"] != me or not g["resources"]:
-            continue
-        move_properties = moves.move_properties_for(g, me)
-        order = [dict(state["resources"][rid], properties=dict(state["resources"][rid]["properties"]),
-                      move_properties=dict(move_properties or {}))
-                 for rid in groups.topo_order(state, g)]
-        plan[g["id"]] = {"wanted": groups.wanted_resources(state, g), "resources": order,
-                         "high_priority": moves.high_priority_on(g, me), "question": moves.question_for(g, me),
-                         "move_properties": dict(g["move"]["properties"]) if g.get("move") else {}}
-    return plan
-
-
-def _start_order(plan):
-    """The order in which groups waiting to start get a start slot: high-priority moves
-    (CLUSAPI_GROUP_MOVE_HIGH_PRIORITY_START) first, then the database's order."""
-    return [gid for gid, g in plan.items() if g["high_priority"]] + \
-        [gid for gid, g in plan.items() if not g["high_priority"]]
+RETRY = 1.0  # seconds before a failed stop is tried again (as a kill), or a refused report
+SHUTDOWN_ROUNDS = 3  # a shutdown waits at most this many node stop bounds for its stops
 
 
 def _create_time(pid):
@@ -61,226 +46,254 @@ def _create_time(pid):
         return None
 
 
+def _extract(state, actions, me):
+    """What the actions need of the committed state, copied so they can run without the lock."""
+    out = {}
+    for key, a in actions.items():
+        if a.kind == "start":
+            r = state["resources"][a.target]
+            g = state["groups"][r["group"]]
+            out[key] = dict(r, properties=dict(r["properties"]), move_properties=dict(moves.move_properties_for(g, me) or {}))
+        elif a.kind == "ask":
+            g = state["groups"][key]
+            out[key] = (dict(g["move"]["properties"]) if g.get("move") else {}, list(groups.topo_order(state, g)))
+        elif a.kind == "monitor" and a.target in state["resources"]:
+            out[key] = state["resources"][a.target]["monitor_interval"]
+    return out
+
+
 class Executor:
     def __init__(self, node):
         self.node = node
         self.me = node.cfg.name
-        self.running = {}  # rid -> (agent, resource record it was started with)
-        self.workers = {}  # gid -> task converging that group
-        self.next_monitor = {}  # rid -> monotonic time of the next monitor
-        self._plan, self._plan_at, self._order = {}, None, []
-        self.starting = set()  # gids whose worker starts something (they hold a start slot)
+        self.books = {}  # rid -> plan.Entry: everything that may run here
+        self.agents = {}  # rid -> the agent instance that manages it
+        self.results = {}  # rid -> its last Result (pid, locked)
+        self.tasks = {}  # key -> (Action, task): the action the plan named for that key
+        self.inflight = {}  # task -> (key, rid) of every task not ended yet (a cancelled one may still be ending)
         self.answered = set()  # (handle, ask number) of the move questions answered here
-        self.reporting = set()  # workers waiting for a report to commit
-        self._lost_since = None  # monotonic time this node lost quorum or its lease
+        self.held = {}  # rid -> monotonic instant until which a refused report holds it
+        self.hold_until = 0.0
+        self.shutting_down = False
+        self._lost = False
+        self.wake = asyncio.Event()
 
     def ctx(self):
         return agents.Context(node=self.me, data_dir=self.node.cfg.data_dir)
 
     async def run(self):
         await self._adopt_leftovers()
-        # after a restart: act only once the journal has replayed, and give heartbeats one
-        # token to arrive before concluding that this node is not quorate (and stopping)
-        started = time.monotonic()
-        while not (self.node.replica.ready() and (self._may_run() or
-                   time.monotonic() - started > self.node.membership.effective_token())):
-            await asyncio.sleep(TICK)
+        # after a restart: keep what was adopted for one token while heartbeats arrive
+        self.hold_until = time.monotonic() + self.node.membership.effective_token()
         while True:
-            await wake_or_timeout(self.node.owners_changed, TICK)
-            try:
-                self._converge()
-            except Exception:
-                log.exception("executor step failed")
+            timeout = self.step()
+            await self._sleep(timeout)
 
-    # -- converging --------------------------------------------------------------------------
-    def _may_run(self):
-        """Invariant 3: ready, quorate, and the current leader heard within the effective
-        token (the lease; the leader holds it itself while it is quorate)."""
+    async def _sleep(self, timeout):
+        woken = asyncio.ensure_future(self.wake.wait())
+        changed = asyncio.ensure_future(self.node.owners_changed.wait())
+        try:
+            await asyncio.wait([woken, changed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            changed.cancel()
+        self.wake.clear()
+        self.node.owners_changed.clear()
+
+    # -- the view and the plan ---------------------------------------------------------------
+    def view(self):
         node = self.node
-        if not (node.replica.ready() and node.membership.view()["is_quorate"]):
-            return False
-        return time.monotonic() < node.lease_deadline()
+        if self.shutting_down:  # stop everything, report nothing
+            return {"ready": node.replica.ready(), "quorate": False, "lease_deadline": 0.0, "hold_until": 0.0,
+                    "policy": "stop", "start_slots": 0, "answered": self.answered, "held": self.held}
+        return {"ready": node.replica.ready(), "quorate": node.membership.view()["is_quorate"],
+                "lease_deadline": node.lease_deadline(), "hold_until": self.hold_until,
+                "policy": node.cfg.no_quorum_policy, "start_slots": node.cfg.start_slots,
+                "answered": self.answered, "held": self.held}
 
-    def _mode(self):
-        """"run" while this node may run its groups (invariant 3). Without quorum or lease,
-        what the no-quorum policy says: "stop" (the default), "freeze" (keep what runs, start
-        and restart nothing), or "run" all the same ("ignore": for demos only)."""
-        if self._may_run():
-            self._lost_since = None
-            return "run"
-        policy = self.node.cfg.no_quorum_policy
-        if not self.node.replica.ready():
-            return "stop"
-        if self._lost_since is None:
-            self._lost_since = time.monotonic()
-            if policy == "ignore":
-                log.critical("%s lost quorum or its lease; no_quorum_policy = ignore keeps its groups "
-                             "running: another partition may run them too", self.me)
-            elif policy == "freeze":
-                log.warning("%s lost quorum or its lease; no_quorum_policy = freeze keeps what runs "
-                            "and starts nothing", self.me)
-        return {"stop": "stop", "freeze": "freeze", "ignore": "run"}[policy]
+    def step(self):
+        """Plan once and carry it out; return how long to sleep before the next step."""
+        now = time.monotonic()
+        view = self.view()
+        self._log_mode(view, now)
+        try:
+            actions, extras = self.node.replica.read(lambda s: self._plan(s, view, now))
+            self._carry_out(actions, extras)
+        except Exception:
+            log.exception("executor step failed")
+        wake = plan.next_wake(view, now, self.books)
+        return TICK if wake is None else max(0.0, min(TICK, wake - time.monotonic()))
 
-    def _converge(self):
-        mode = self._mode()
-        if mode == "stop":
-            self._stop_waiting_for_reports()
-        plan = self._current_plan()
-        running = set(self.running)
-        wanted = set()
-        for gid, g in plan.items():
-            if mode == "run":
-                wanted |= g["wanted"]
-            elif mode == "freeze":
-                wanted |= g["wanted"] & running
-        # groups with work to do: something wanted is not running, or something runs unwanted
-        for gid in self._order:
-            g = plan[gid]
-            ids = {r["id"] for r in g["resources"]}
-            starts = (ids & wanted) - running
-            todo = starts or (ids & running) - wanted \
-                or mode == "run" and any(r["id"] in wanted and r["state"] != "Online" and r["id"] in running
-                                         for r in g["resources"])
-            if todo and gid not in self.workers:
-                if starts:  # a high-priority move's start does not wait for a slot
-                    if len(self.starting) >= self.node.cfg.start_slots and not g["high_priority"]:
-                        continue
-                    self.starting.add(gid)
-                self._spawn(gid, self._converge_group(gid, g, wanted))
-            elif mode == "run" and g["question"] and g["question"] not in self.answered and gid not in self.workers:
-                self._spawn(gid, self._answer_move(gid, g))
-        # resources running here that no group of ours holds any more (moved, deleted)
-        orphans = set(self.running) - {r["id"] for g in plan.values() for r in g["resources"]}
-        for rid in orphans:
-            if ("orphan", rid) not in self.workers:
-                self._spawn(("orphan", rid), self._stop(rid, report=False))
-        self._monitor_due(plan, wanted)
+    def _plan(self, state, view, now):
+        actions = plan.plan(state, self.me, view, now, self.books)
+        return actions, _extract(state, actions, self.me)
 
-    def _stop_waiting_for_reports(self):
-        """No quorum or no lease: a worker waiting for a report to commit may wait long (its
-        write was submitted before the loss), and holds its group meanwhile; its group must
-        stop now. Nothing is lost: what runs is in self.running, and is reported again later."""
-        for key, task in list(self.workers.items()):
-            if task in self.reporting:
-                log.info("group %s: no quorum or lease, not waiting for a report any more", key)
+    def _log_mode(self, view, now):
+        lost = not plan.right_to_start(view, now) and now >= view["hold_until"] and not self.shutting_down
+        if lost and not self._lost:
+            log.warning("%s lost quorum or its lease; no_quorum_policy = %s%s", self.me, view["policy"], {
+                "stop": ": stopping everything it runs", "freeze": ": keeps what runs, starts nothing",
+                "ignore": ": keeps running its groups; another partition may run them too"}[view["policy"]])
+        self._lost = lost
+
+    def _carry_out(self, actions, extras):
+        for key, (action, task) in list(self.tasks.items()):
+            if actions.get(key) != action and action.kind not in ("stop", "kill") and not task.done():
+                log.info("%s: cancelled %s of %s (not in the plan any more)", key, action.kind, action.target)
                 task.cancel()
-                self.workers.pop(key, None)
-                self.starting.discard(key)
-                self.reporting.discard(task)
+        for key, action in actions.items():
+            current = self.tasks.get(key)
+            if current is not None and not current[1].done() and (current[0] == action or current[0].kind in ("stop", "kill")):
+                continue
+            self._launch(key, action, extras.get(key))
 
-    def _current_plan(self):
-        """The plan, rebuilt only when something new was applied to the database."""
-        applied = self.node.replica.last_applied()
-        if applied != self._plan_at:
-            self._plan = self.node.replica.read(lambda s: _plan(s, self.me))
-            self._order = _start_order(self._plan)
-            self._plan_at = applied
-        return self._plan
+    def _launch(self, key, action, extra):
+        """Run the action once whatever is still ending on its group or its resource has ended."""
+        rid = action.target[0] if action.kind == "report" else None if action.kind == "ask" else action.target
+        before = [t for t, (k, r) in self.inflight.items() if k == key or (rid is not None and r == rid)]
+        run = getattr(self, "_do_" + action.kind)
 
-    def _spawn(self, key, coro):
-        task = asyncio.ensure_future(coro)
-        self.workers[key] = task
+        async def body():
+            if before:
+                await asyncio.wait(before)
+            await run(key, action.target, extra)
+        task = asyncio.ensure_future(body())
+        self.tasks[key] = (action, task)
+        self.inflight[task] = (key, rid)
         task.add_done_callback(lambda t: self._done(key, t))
 
     def _done(self, key, task):
-        if self.workers.get(key) is task:
-            self.workers.pop(key)
-            self.starting.discard(key)
+        self.inflight.pop(task, None)
+        if self.tasks.get(key, (None, None))[1] is task:
+            self.tasks.pop(key)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: action failed", key, exc_info=task.exception())
+        self.wake.set()
 
-    async def _converge_group(self, gid, g, wanted):
-        # stop in reverse dependency order what may not run, then start in order what may
-        for r in reversed(g["resources"]):
-            if r["id"] in self.running and r["id"] not in wanted:
-                await self._stop(r["id"])
-        for r in g["resources"]:
-            if r["id"] not in wanted:
-                continue
-            deps_up = all(d in self.running for d in r["dependencies"])
-            if not deps_up:
-                return  # a dependency did not come up; the restart policy deals with it
-            if r["id"] not in self.running:
-                if not await self._start(r):
-                    return
-            elif r["state"] != "Online":
-                await self._report(r["id"], "Online", self.running[r["id"]][2])
-
-    async def _start(self, r, restarted=False):
+    # -- the actions -------------------------------------------------------------------------
+    def _agent(self, r):
         ctx = self.ctx()
         ctx.move_properties = dict(r.get("move_properties") or {})  # the move that brought it here
-        agent = agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, ctx)
-        if not await self._report(r["id"], "OnlinePending", None, restarted=restarted) and self._may_run():
-            return False  # refused (e.g. this node no longer owns the group): start nothing. Without
-            # quorum nothing commits: only no_quorum_policy = ignore gets here, and starts anyway
-        result = await agent.start()
-        if result.state == "online":
-            self.running[r["id"]] = (agent, r, result)
-            self.next_monitor[r["id"]] = time.monotonic() + r["monitor_interval"]
-            await self._report(r["id"], "Online", result)
-            return True
-        log.warning("resource %s failed to start: %s", r["name"], result.detail)
-        return await self._failed(r, result)
+        return agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, ctx)
 
-    async def _stop(self, rid, report=True):
-        agent, r, last = self.running[rid]
-        if report and self._may_run():  # with its pid: until the stop is confirmed, a fence of this node must kill it
-            await self._report(rid, "OfflinePending", last)  # (without quorum or lease: stop first, report later)
-        result = await agent.stop()
-        if result.state == "offline":
-            self.running.pop(rid, None)
-            self.next_monitor.pop(rid, None)
-            if report:
-                await self._report(rid, "Offline", result)
-        else:
-            log.error("resource %s could not be stopped: %s", r["name"], result.detail)
+    def may_start_now(self):
+        v = self.view()
+        return plan.right_to_start(v, time.monotonic()) or (v["policy"] == "ignore" and v["ready"] and not self.shutting_down)
 
-    # -- monitoring and the restart policy ---------------------------------------------------
-    def _monitor_due(self, plan, wanted):
-        now = time.monotonic()
-        records = {r["id"]: r for g in plan.values() for r in g["resources"]}
-        for rid in list(self.running):
-            # one activity per group at a time: a monitor that finds a failure restarts the
-            # resource itself, and the group's converging worker must not start it as well
-            gid = records[rid]["group"] if rid in records else None
-            if rid in wanted and now >= self.next_monitor.get(rid, 0) and gid not in self.workers:
-                self.next_monitor[rid] = now + records[rid]["monitor_interval"]
-                self._spawn(gid, self._monitor(records[rid]))
-
-    async def _monitor(self, r):
-        agent, _, last = self.running[r["id"]]
-        result = await agent.monitor()
-        if result.state == "online":
-            if result.locked != last.locked:
-                self.running[r["id"]] = (agent, r, result)
-                await self._report(r["id"], "Online", result)
+    async def _do_start(self, key, rid, r):
+        previous = self.books.get(rid)
+        restarted = previous is not None and previous.phase == DOWN and previous.restarted
+        if previous is None or previous.phase == DOWN:
+            if plan.right_to_start(self.view(), time.monotonic()):
+                if not await self._report(rid, "OnlinePending", None, restarted=restarted):
+                    return  # refused: start nothing (held for RETRY)
+            if not self.may_start_now():  # the instant before the start
+                return
+            agent = self.agents[rid] = self._agent(r)
+            self.books[rid] = Entry(group=key, phase=STARTING, busy="start")
+        else:  # a start in flight whose task was lost: its agent goes on
+            agent = self.agents[rid]
+        try:
+            result = await agent.start()
+        except asyncio.CancelledError:
+            self.books[rid] = Entry(group=key, phase=UNKNOWN)  # whatever it left is stopped next
+            raise
+        self.results[rid] = result
+        if result.state == agents.ONLINE:
+            self.books[rid] = Entry(group=key, phase=UP, next_monitor=time.monotonic() + r["monitor_interval"])
+            await self._report(rid, "Online", result)
             return
-        log.warning("resource %s failed its monitor: %s", r["name"], result.detail)
-        await agent.stop()  # whatever is left of it
-        self.running.pop(r["id"], None)
-        await self._failed(r, result)
+        log.warning("resource %s failed to start: %s", r["name"], result.detail)
+        self._failed(key, rid, result)
 
-    async def _failed(self, r, result):
-        """Restart within the policy; past it, the resource (and so its group) is Failed."""
-        policy = r["restart"]
-        recent = [t for t in r["restarts"] if time.time() - t < policy["period"]]
-        if policy["action"] != "none" and len(recent) < policy["threshold"] and result.severity != "fatal" \
-                and self._mode() == "run":
-            await asyncio.sleep(policy["delay"])
-            r = dict(r, restarts=recent + [time.time()])
-            return await self._start(r, restarted=True)
-        await self._report(r["id"], "Failed", result)
-        return False
+    def _failed(self, key, rid, result):
+        """It failed (start or monitor): stop whatever is left of it; the restart policy decides
+        then (see _gone)."""
+        self.books[rid] = Entry(group=key, phase=UNKNOWN)
+        self.results[rid] = result
 
-    async def _answer_move(self, gid, g):
-        """Ask the group's running resources whether they may move; commit the answer."""
-        question = g["question"]
-        answers = {}
-        for r in g["resources"]:
-            if r["id"] in self.running:
-                try:  # an agent that cannot say in time says "not now"
-                    answers[r["name"]] = await asyncio.wait_for(
-                        self.running[r["id"]][0].prepare_move(g["move_properties"]), PREPARE_MOVE_TIMEOUT)
+    async def _do_stop(self, key, rid, _extra, kill=False):
+        e = self.books[rid]
+        e.busy = "kill" if kill else "stop"
+        agent = self.agents[rid]
+        last = self.results.get(rid)
+        try:
+            if not isinstance(key, tuple) and plan.right_to_start(self.view(), time.monotonic()):
+                # with its pid: until the stop is confirmed, a fence of this node must kill it.
+                # Bounded by the lease: without it, stop first and report later
+                try:
+                    await asyncio.wait_for(self._report(rid, "OfflinePending", last),
+                                           max(0.0, self.node.lease_deadline() - time.monotonic()))
                 except asyncio.TimeoutError:
-                    answers[r["name"]] = agents.MOVE_NOT_NOW
+                    pass
+            result = await (agent.kill() if kill else agent.stop())
+        finally:
+            e.busy = None
+        if result.state == agents.OFFLINE:
+            self._gone(key, rid)
+            return
+        log.error("resource %s could not be %s: %s; trying again as a kill in %g s", agent.name,
+                  "killed" if kill else "stopped", result.detail, RETRY)
+        self.books[rid] = Entry(group=e.group, phase=STOP_FAILED, retry_at=time.monotonic() + RETRY)
+
+    async def _do_kill(self, key, rid, extra):
+        await self._do_stop(key, rid, extra, kill=True)
+
+    def _gone(self, key, rid):
+        """A stop proved it gone: out of the books, unless it failed and its policy restarts it."""
+        result = self.results.pop(rid, None)
+        self.agents.pop(rid, None)
+        self.books.pop(rid, None)
+        if result is None or result.state != agents.FAILED or isinstance(key, tuple) or self.shutting_down \
+                or not self.node.replica.ready():
+            return
+        r = self.node.replica.read(lambda s: dict(s["resources"][rid]) if rid in s["resources"] else None)
+        if r is None:
+            return
+        policy = r["restart"]
+        recent = [t for t in r["restarts"] if time.time() - t < policy["period"]]  # (committed wall times)
+        again = policy["action"] != "none" and len(recent) < policy["threshold"] and result.severity != agents.FATAL
+        self.books[rid] = Entry(group=key, phase=DOWN, restarted=again,
+                                restart_at=time.monotonic() + policy["delay"] if again else None)
+        self.results[rid] = result
+
+    async def _do_monitor(self, key, rid, interval):
+        e = self.books[rid]
+        e.busy = "monitor"
+        agent, last = self.agents[rid], self.results.get(rid)
+        try:
+            result = await agent.monitor()
+        finally:
+            e.busy = None
+            e.next_monitor = time.monotonic() + (interval or plan.ADOPTED_MONITOR_INTERVAL)
+        if result.state == agents.ONLINE:
+            if last is None or result.locked != last.locked:
+                self.results[rid] = result
+                if not isinstance(key, tuple) and plan.right_to_start(self.view(), time.monotonic()):
+                    await self._report(rid, "Online", result)
+            return
+        log.warning("resource %s failed its monitor: %s", agent.name, result.detail)
+        self._failed(key, rid, result if result.state == agents.FAILED else
+                     agents.Result(agents.FAILED, detail=result.detail, severity=agents.SOFT))
+
+    async def _do_report(self, key, target, _extra):
+        rid, state = target
+        if await self._report(rid, state, self.results.get(rid)) and state in ("Failed", "Offline"):
+            if rid in self.books and self.books[rid].phase == DOWN:
+                self.books.pop(rid)
+                self.results.pop(rid, None)
+
+    async def _do_ask(self, gid, question, extra):
+        """Ask the group's running resources whether they may move; commit the answer."""
+        properties, order = extra
+        answers = {}
+        for rid in order:
+            if rid in self.books and self.books[rid].phase == UP:
+                agent = self.agents[rid]
+                try:  # an agent that cannot say in time says "not now"
+                    answers[agent.name] = await asyncio.wait_for(agent.prepare_move(properties), PREPARE_MOVE_TIMEOUT)
+                except asyncio.TimeoutError:
+                    answers[agent.name] = agents.MOVE_NOT_NOW
         worst = next((a for a in (agents.MOVE_REJECT, agents.MOVE_NOT_NOW) if a in answers.values()), agents.MOVE_OK)
         try:
             await self.node.write("group.move_answer", group=gid, handle=question[0], ask=question[1], node=self.me,
@@ -290,32 +303,35 @@ class Executor:
             log.info("answer to the move of %s not committed: %s", gid, e)
 
     async def _report(self, rid, state, result, restarted=False):
-        """Commit a resource's state; True when committed."""
-        task = asyncio.current_task()
-        self.reporting.add(task)
+        """Commit a resource's state; True when committed. A refusal holds the resource (no
+        start, no report) for RETRY."""
+        pid = getattr(result, "pid", None)
         try:
-            pid = getattr(result, "pid", None)
             await self.node.write("resource.report", resource=rid, node=self.me, state=state,
                                   pid=pid, pid_create_time=_create_time(pid),
                                   locked=bool(getattr(result, "locked", False)),
                                   detail=getattr(result, "detail", "") or "", restarted=restarted)
+            self.held.pop(rid, None)
             return True
         except ClusterError as e:
             log.info("report of %s as %s not committed: %s", rid, state, e)
+            self.held[rid] = time.monotonic() + RETRY
             return False
-        finally:
-            self.reporting.discard(task)
 
+    # -- stopping the daemon -----------------------------------------------------------------
     async def shutdown(self):
-        """The daemon is stopping: stop what runs here, dependents first; report nothing (the
-        group stays this node's, and starts again when the daemon does)."""
-        for task in list(self.workers.values()):
-            task.cancel()
-        plan = self.node.replica.read(lambda s: _plan(s, self.me))
-        order = [r["id"] for g in plan.values() for r in reversed(g["resources"])]
-        for rid in order + [r for r in list(self.running) if r not in order]:
-            if rid in self.running:
-                await self._stop(rid, report=False)
+        """The daemon is stopping: cancel what is in flight (starts included) and stop everything
+        the node runs, groups side by side, dependents first, escalating to kills; report
+        nothing (the groups stay this node's, and start again when the daemon does)."""
+        self.shutting_down = True
+        bound = self.node.replica.read(lambda s: timing.node_stop_bound(s, self.me)) if self.node.replica.ready() else 0.0
+        deadline = time.monotonic() + SHUTDOWN_ROUNDS * max(bound, timing.DEFAULT_STOP_TIMEOUT + timing.KILL_WAIT)
+        while time.monotonic() < deadline:
+            timeout = self.step()
+            if not any(e.phase in LIVE for e in self.books.values()) and not self.inflight:
+                return
+            await self._sleep(timeout)
+        log.error("%s: shutdown gave up on %s", self.me, sorted(r for r, e in self.books.items() if e.phase in LIVE))
 
     # -- after a restart ---------------------------------------------------------------------
     async def _adopt_leftovers(self):
@@ -324,10 +340,11 @@ class Executor:
             result = await agent.adopt()
             if result is None:
                 continue
-            if result.state == "online":
-                record = {**resource, "dependencies": [], "monitor_interval": 1.0,
-                          "restart": dict(groups.DEFAULT_RESTART), "restarts": [], "state": "Online"}
-                self.running[resource["id"]] = (agent, record, result)
+            rid = resource["id"]
+            self.agents[rid], self.results[rid] = agent, result
+            if result.state == agents.ONLINE:
+                self.books[rid] = Entry(group=resource.get("group"), phase=UP,
+                                        next_monitor=time.monotonic() + plan.ADOPTED_MONITOR_INTERVAL)
                 log.info("adopted %s (pid %s)", resource.get("name"), result.pid)
             else:
-                await agent.stop()
+                self.books[rid] = Entry(group=resource.get("group"), phase=UNKNOWN)  # stopped next

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import uvloop
 
-from clusterd import agents
+from clusterd import agents, timing
 from clusterd.agents import Context, DummyAgent, OcfAgent, ProcessAgent, ocf, process
 
 PY = sys.executable
@@ -658,6 +658,34 @@ def test_dummy_delays_and_the_move_property_list(ctx):
         s = await a.stop(timeout=0.05)  # stop_delay past the timeout: cut short
         assert s.state == "offline" and "stopped hard" in s.detail
         assert time.monotonic() - t0 < 0.2
+
+    asyncio.run(body())
+
+
+def test_dummy_stop_without_a_timeout_is_cut_at_its_stop_timeout(ctx):
+    """The fence delay counts timing.stop_timeout of every resource: a dummy's stop_delay past it
+    is cut there, also when the caller gives no timeout (the executor does not)."""
+    a = DummyAgent(resource("slow", "dummy", stop_delay=600), ctx)
+
+    async def body():
+        await a.start()
+        s = await asyncio.wait_for(a.stop(), timing.stop_timeout("dummy", {}) + 5)
+        assert s.state == "offline" and "stopped hard" in s.detail and record(ctx, "slow") is None
+
+    asyncio.run(body())
+
+
+def test_kill_stops_a_process_that_ignores_sigterm_at_once(ctx, started):
+    """Agent.kill (after a failed stop) gives no grace: SIGKILL of the group, not stop_timeout."""
+    ignore = [PY, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"]
+    a = ProcessAgent(resource("stubborn", "process", args=ignore, stop_timeout=300), ctx)
+
+    async def body():
+        r = await a.start()
+        started(r.pid)
+        k = await asyncio.wait_for(a.kill(), timing.KILL_WAIT + 5)
+        assert k.state == "offline" and "SIGKILL" in k.detail
+        assert not running(r.pid) and record(ctx, "stubborn") is None
 
     asyncio.run(body())
 

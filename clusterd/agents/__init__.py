@@ -31,6 +31,8 @@ The interface (base.py):
         await agent.stop(timeout=None) -> Result. Leaves nothing running ("offline"), or
                                       says it could not ("failed"; the record stays, so
                                       stop/adopt can try again). timeout=None: the resource's.
+        await agent.kill()            -> Result. A stop without grace, after a stop that failed
+                                      (process: SIGKILL of its whole group; ocf: stop again).
         await agent.monitor()         -> Result
         await agent.adopt()           -> Result | None. After a daemon restart: find what this
                                       resource left running (its record on disk) and manage
@@ -86,6 +88,16 @@ def validate(type_name, properties):
     if not isinstance(type_name, str) or type_name not in AGENTS:
         return [f"unknown resource type {type_name!r} (known: {', '.join(sorted(AGENTS))})"]
     return AGENTS[type_name].validate(properties)
+
+
+def privileged(type_name, properties, current=None):
+    """The properties of `properties` that name a program or a path to write (the type's
+    PRIVILEGED) with a value other than in `current` (the resource's properties now). Pure."""
+    agent = AGENTS.get(type_name) if isinstance(type_name, str) else None
+    if agent is None or not isinstance(properties, dict):
+        return []
+    current = current or {}
+    return sorted(k for k in agent.PRIVILEGED if k in properties and properties[k] != current.get(k))
 
 
 def leftovers(data_dir):

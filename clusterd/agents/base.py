@@ -77,6 +77,9 @@ class Agent:
     """Base class: one instance per resource, used by one caller at a time."""
     TYPE = None
     PROPERTIES = frozenset({"witness"})
+    # the properties that name a program to run, what it runs with, or a path to write:
+    # setting one to a new value is pool-admin's (group_methods.py, docs/security.md)
+    PRIVILEGED = frozenset({"witness"})
 
     def __init__(self, resource, ctx):
         self.resource = resource
@@ -96,6 +99,11 @@ class Agent:
 
     async def stop(self, timeout=None):
         raise NotImplementedError
+
+    async def kill(self):
+        """After a stop that failed: stop at once, without a grace period (process agents
+        SIGKILL the whole process group). Same Result as stop()."""
+        return await self.stop(timeout=0)
 
     async def monitor(self):
         raise NotImplementedError
@@ -133,8 +141,13 @@ class Agent:
     async def write_record(self, data):
         """Write this resource's record off the event loop (it fsyncs). Returns a failed
         Result if it could not (the node cannot keep track of the resource), else None."""
+        write = asyncio.ensure_future(asyncio.to_thread(records.write, self.record_path, data))
         try:
-            await asyncio.to_thread(records.write, self.record_path, data)
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:  # the write goes on in its thread: let it end first, so a
+                await write  # stop that follows cannot be overtaken by it (a record of nothing)
+                raise
         except OSError as e:
             log.error("%s: cannot write %s: %s", self.id, self.record_path, e)
             return failed(HARD, f"cannot write its record {self.record_path}: {e.strerror or e}")

@@ -9,7 +9,8 @@ change it while the cluster runs). A flag property is true/false or a list of no
 on those nodes only); a flag file counts when it exists, and if it holds node names
 (whitespace separated), only on those nodes.
 
-  start_delay, stop_delay   seconds that start / stop take (a stop is cut at its timeout)
+  start_delay, stop_delay   seconds that start / stop take (a stop is cut at its timeout:
+                            timing.stop_timeout, the one the fence delay counts)
   fail_start, fail_start_file   start fails (soft), and nothing is left running
   fail_monitor, fail_file   monitor reports a failure (soft)
   locked, lock_file         the resource is locked in its state on this node (Result.locked)
@@ -19,6 +20,7 @@ on those nodes only); a flag file counts when it exists, and if it holds node na
 import asyncio
 import time
 
+from .. import timing
 from . import props
 from .base import MOVE_REJECT, SOFT, Agent, failed, offline, online
 
@@ -97,11 +99,12 @@ class DummyAgent(Agent):
         if self.read_record() is None:
             return offline("not running")
         delay = float(self.props.get("stop_delay", 0))
-        cut = timeout is not None and delay > float(timeout)
+        timeout = timing.stop_timeout(self.TYPE, self.props) if timeout is None else float(timeout)
+        cut = delay > timeout
         await asyncio.sleep(float(timeout) if cut else delay)
         self.remove_record()
         self.witness("stop", time.monotonic())
-        return offline(f"stop_delay {delay:g} s passed the {float(timeout):g} s timeout: stopped hard" if cut else "stopped")
+        return offline(f"stop_delay {delay:g} s passed the {timeout:g} s stop timeout: stopped hard" if cut else "stopped")
 
     async def prepare_move(self, properties):
         if self.read_record() is not None and self.flag("reject_move"):

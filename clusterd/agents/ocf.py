@@ -60,6 +60,7 @@ def classify(action, code, started):
 class OcfAgent(Agent):
     TYPE = "ocf"
     PROPERTIES = frozenset({"script", "params", "timeout", "stop_timeout", "witness"})
+    PRIVILEGED = frozenset({"script", "witness"})
 
     @classmethod
     def validate(cls, properties):
@@ -182,6 +183,11 @@ class OcfAgent(Agent):
             self.witness("stop", time.monotonic())
             self.remove_record()
         return result
+
+    async def kill(self):
+        """The script is the authority, and there is no process of the resource to kill: ask it
+        to stop again, with its stop timeout."""
+        return await self.stop()
 
     async def monitor(self):
         """Run `monitor`: OCF_NOT_RUNNING is offline, unless this node started the resource
