@@ -1,15 +1,15 @@
-"""The coordinator: on the Raft leader only, fence lost nodes, then restart their groups.
+"""The coordinator: on the Raft leader only, carry out what decide() (decide.py) says.
 
 Every step is a committed command, so a new leader takes over where the old one stopped: it
-reads the fence records and the groups' owners from the database. The fence agents are in
-fencing.py.
+reads the fence records, the moves and the groups' owners from the database. The fence agents
+are in fencing.py, the moves that wait for their hand-over in mover.py, the commands are written
+by move_driver.py.
 """
 import asyncio
 import logging
 import time
-import uuid
 
-from . import domains, failover, placement  # noqa: F401  (failover registers its handlers)
+from . import decide, failover  # noqa: F401  (failover registers its handlers)
 from .move_driver import MoveDriver
 from .mover import Mover
 from .errors import ClusterError
@@ -18,16 +18,15 @@ from .node import wake_or_timeout
 
 log = logging.getLogger("clusterd.coordinator")
 
-RETRY = 2.0  # seconds between attempts at a fence that failed
-
 
 class Coordinator:
     def __init__(self, node):
         self.node = node
         self.fencer = Fencer(node, started=time.monotonic())
         self.fencing = set()
+        self.since = {}  # decide's watch keys -> when this leader first saw them (time.monotonic())
         self.mover = Mover(node)  # drains, failbacks, switchover moves
-        self.moves = MoveDriver(node)  # queued moves, moves overtaken by a failover
+        self.moves = MoveDriver(node)  # decide's commands
 
     async def run(self):
         while True:
@@ -41,58 +40,32 @@ class Coordinator:
                 log.info("coordinator step deferred: %s", e)
 
     async def step(self):
-        try:
-            self.mover.step()
-        except ClusterError:
-            raise
-        except Exception:  # a bug in one duty must not stop fencing and failover
-            log.exception("mover step failed")
-        await self.moves.step()
-        lost, fences, failed = self.node.replica.read(
-            lambda s: (failover.lost_groups(s), dict(s["fence"]), failover.failed_groups(s)))
-        for gid, owner in failed:
-            await self._restart_elsewhere(gid, owner, reason="resource failed")
-        for down, group_ids in lost.items():
-            fence = fences.get(down)
-            if fence is None or (fence["status"] == "failed" and time.time() - fence.get("done_at", 0) > RETRY):
-                if down not in self.fencing:
-                    self.fencing.add(down)
-                    asyncio.ensure_future(self._fence(down))
-            elif fence["status"] == "requested" and down not in self.fencing:
-                self.fencing.add(down)  # a fence an earlier leader started: run it again here
-                asyncio.ensure_future(self._fence(down, already_requested=True))
-            elif fence["status"] == "fenced":
-                for gid in group_ids:
-                    await self._restart_elsewhere(gid, down)
-
-    async def _restart_elsewhere(self, gid, down, reason="node down"):
-        live = self.node.membership.view()["live"]
-
-        def choose(state):
-            g = state["groups"][gid]
-            return placement.place_group(state, live, g, exclude=[down])
-        to = self.node.replica.read(choose)
-        if to is None:
-            log.warning("group %s lost with %s: no node can host it", gid, down)
-            return
-        log.info("failing over group %s from %s to %s (%s)", gid, down, to, reason)
-        domain = self.node.replica.read(lambda s: domains.failover_domain(s, gid))
-        if domain == "busy":
-            return  # its exit programs are running (or another request ends first)
-        if domain == "exit":  # the exit programs run first (action Failover); then the Mover fails it over
-            await self.node.write("domain.request", kind="failover", group=gid, queue=domains.FAILOVER_QUEUE,
-                                  handle=str(uuid.uuid4()), node=to, reason=reason, **{"from": down})
-            return
-        await self.node.write("group.failover", group=gid, to=to, reason=reason, **{"from": down})
+        """One decision (decide.py) from the committed state and this leader's view, carried out."""
+        node, now = self.node, time.monotonic()
+        view = {"live": sorted(node.membership.view()["live"]), "hour": time.localtime().tm_hour,  # windows: local hours
+                "retry_after": node.cfg.token_timeout / 2}
+        in_flight = {"busy": set(self.mover.busy), "fencing": set(self.fencing), "since": self.since}
+        d = node.replica.read(lambda s: decide.decide(s, view, now, in_flight))
+        self.since = {k: self.since.get(k, now) for k in d.watch}
+        for what, why in d.errors:
+            log.error("leader duty for %s skipped: %s", what, why)
+        for f in d.fences:
+            self.fencing.add(f["node"])
+            asyncio.ensure_future(self._fence(f["node"], already_requested=f["requested"], live=f["live"]))
+        for t in d.tasks:
+            self.mover.carry_out(t)
+        await self.moves.carry_out(d.commands)
 
     # -- fencing -----------------------------------------------------------------------------
-    async def _fence(self, down, already_requested=False):
+    async def _fence(self, down, already_requested=False, live=False):
+        """Fence `down`: a lost node, or (live) a source that did not hand over within its stop
+        bound; the leader grants a fenced node no lease (lease.py), so a live one stops too."""
         agent = self.node.cfg.fence_agent
         try:
             if not already_requested:
-                await self.node.write("fence.request", node=down, agent=agent)
-            ok, detail = await self.fencer.fence(down)
-            if ok and self.fencer.heard_again(down):
+                await self.node.write("fence.request", node=down, agent=agent, live=live)
+            ok, detail = await self.fencer.fence(down, live=live)
+            if ok and not live and self.fencer.heard_again(down):
                 ok, detail = False, f"{down} was heard again: not fenced, its groups stay where they are"
             log.warning("fence of %s by %s: %s (%s)", down, agent, "done" if ok else "FAILED", detail)
             await self.node.write("fence.result", node=down, fenced=ok, detail=detail)

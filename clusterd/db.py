@@ -350,8 +350,9 @@ def _membership_view(state, cmd):
     """The leader's measured view: who is live, decided at cmd["at"] by cmd["by"]."""
     live = sorted(n for n in cmd["live"] if n in state["members"])
     state["view"] = {"live": live, "at": cmd["at"], "by": cmd["by"]}
-    for n in live:  # a fence speaks only for the absence it was made for (failover.py)
-        state["fence"].pop(n, None)
+    for n in live:  # a fence speaks only for the absence it was made for (failover.py); a hand-over
+        if not state["fence"].get(n, {}).get("live"):  # fence of a live node ends with fence.clear
+            state["fence"].pop(n, None)
     for ch in state["cluster_hosts"].values():
         is_live = ch["host"] in live
         if ch["live"] != is_live:

@@ -5,11 +5,14 @@ A group moves off a node only after that node is fenced (DESIGN.md invariant 4):
 request and its result are committed entries, and `group.failover` refuses a group whose
 owner is not fenced.
 """
+from . import moves
 from .db import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import find_group, _refresh
 from .pause import node_record
+
+REASONS = ("node down", "resource failed", "not handed over")
 
 
 def lost_groups(state):
@@ -27,6 +30,12 @@ def failed_groups(state):
     live = set(state["view"]["live"])
     return [(g["id"], g["owner"]) for g in state["groups"].values()
             if g.get("failover_wanted") and g["owner"] in live and g["persistent_state"] == "online"]
+
+
+def handing_over(state, node):
+    """Some group waits on live `node` to hand it over: a move in a phase where it is the source."""
+    return any(g.get("move") and g["move"]["from"] == node == g["owner"] and g["move"]["phase"] in moves.SOURCE_PHASES
+               for g in state["groups"].values())
 
 
 def fenced(state, node):
@@ -49,13 +58,25 @@ def _member_hello(state, cmd):
 def _fence_request(state, cmd):
     if cmd["node"] not in state["members"]:
         return failure("HANDLE_INVALID", "host", cmd["node"])
-    if cmd["node"] in state["view"]["live"]:
-        return failure("INVALID_VALUE", cmd["node"], message="a live node is not fenced")
+    live = bool(cmd.get("live"))  # a live source that did not hand over within its stop bound
+    if cmd["node"] in state["view"]["live"] and not (live and handing_over(state, cmd["node"])):
+        return failure("INVALID_VALUE", cmd["node"], message="a live node is fenced only when it does not hand over")
     # the daemon incarnation this fence is for: a fence never acts on a later one (member.hello
     # of a restarted daemon ends the fence record)
     state["fence"][cmd["node"]] = {"status": "requested", "agent": cmd["agent"], "at": cmd["at"], "detail": "",
                                    "attempts": state["fence"].get(cmd["node"], {}).get("attempts", 0) + 1,
-                                   "process": state["members"][cmd["node"]].get("process")}
+                                   "process": state["members"][cmd["node"]].get("process"), "live": live}
+    return ok()
+
+
+@handler("fence.clear")
+def _fence_clear(state, cmd):
+    """End a hand-over fence once no group waits on the node's hand-over: it may hold a lease again
+    (a fence record blocks the leader's grants, lease.py)."""
+    f = state["fence"].get(cmd["node"])
+    if f is None or not f.get("live") or f["status"] == "requested" or handing_over(state, cmd["node"]):
+        return failure("INVALID_VALUE", cmd["node"], message="no finished hand-over fence of that node")
+    del state["fence"][cmd["node"]]
     return ok()
 
 
@@ -69,34 +90,62 @@ def _fence_result(state, cmd):
     return ok()
 
 
-@handler("group.failover")
-def _group_failover(state, cmd):
-    """Restart a lost group on cmd["to"], with its reason; past the failover threshold within
-    the period, the group stays Failed where it was."""
-    g = find_group(state, cmd["group"])
-    if g is None:
-        return failure("ERROR_GROUP_NOT_FOUND", cmd["group"])
-    if g["owner"] != cmd["from"]:
+def _failover_refusal(state, g, cmd):
+    reason, src = cmd.get("reason"), cmd.get("from")
+    if reason not in REASONS:
+        return failure("INVALID_VALUE", "reason", str(reason))
+    if g["owner"] != src:
         return failure("INVALID_VALUE", cmd["group"], message="the group moved meanwhile")
-    if cmd["from"] in state["view"]["live"] and cmd["reason"] == "node down":
-        return failure("INVALID_VALUE", cmd["from"], message="the owner is up again")
-    if cmd["reason"] == "node down" and not fenced(state, cmd["from"]):
-        return failure("INVALID_VALUE", cmd["from"], message="the owner is not fenced")
-    if cmd["reason"] == "resource failed" and not g.get("failover_wanted"):
-        return failure("INVALID_VALUE", cmd["group"], message="no resource of the group asked to fail over")
-    if cmd["to"] not in state["members"]:
+    if src in state["view"]["live"] and reason == "node down":
+        return failure("INVALID_VALUE", src, message="the owner is up again")
+    if reason in ("node down", "not handed over") and not fenced(state, src):
+        return failure("INVALID_VALUE", src, message="the owner is not fenced")
+    m = g.get("move")
+    if reason == "not handed over" and not (m and m["from"] == src and m["phase"] in moves.SOURCE_PHASES):
+        return failure("INVALID_VALUE", cmd["group"], message="the group does not wait on a hand-over")
+    if reason == "resource failed":
+        if not g.get("failover_wanted"):
+            return failure("INVALID_VALUE", cmd["group"], message="no resource of the group asked to fail over")
+        if m is not None:
+            return failure("ERROR_INVALID_STATE", g["name"], message="a move of the group is already in progress")
+        if not isinstance(cmd.get("handle"), str) or cmd["handle"] in state["operations"]:
+            return failure("INVALID_VALUE", "handle", message="a hand-over is a move: a new operation handle")
+    if cmd["to"] not in state["members"] or reason == "resource failed" and cmd["to"] not in state["view"]["live"]:
         return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
     if node_record(state, cmd["to"])["paused"]:  # paused since placement chose it
         return failure("ERROR_CLUSTER_NODE_PAUSED", cmd["to"], message="the destination node is paused")
+    return None
+
+
+@handler("group.failover")
+def _group_failover(state, cmd):
+    """Fail a group over from cmd["from"] to cmd["to"], with its reason; past the failover
+    threshold within the period, the group stays Failed where it was. A group leaves a live
+    owner only by hand-over: for "resource failed" this starts a move (moves.py) in which the
+    source stops the whole group and reports it Offline before the destination starts it. From
+    a fenced owner ("node down", or "not handed over": a live source that did not hand over
+    within its stop bound) the group is placed at once."""
+    g = find_group(state, cmd["group"])
+    if g is None:
+        return failure("ERROR_GROUP_NOT_FOUND", cmd["group"])
+    refused = _failover_refusal(state, g, cmd)
+    if refused:
+        return refused
     g["failover_wanted"] = False
     period = g["failover"]["period_hours"] * 3600
     recent = [t for t in g["failures"] if cmd["at"] - t < period]
     g["failures"] = recent + [cmd["at"]]
+    past = len(recent) >= g["failover"]["threshold"]
+    if cmd["reason"] == "not handed over":  # the source did not hand over; it is fenced
+        moves.end_move(state, g, "failed", "the source did not hand over within its stop bound; it was fenced")
+    if not past and cmd["reason"] == "resource failed":
+        g["last_failover"] = {"from": cmd["from"], "to": cmd["to"], "reason": cmd["reason"], "at": cmd["at"]}
+        return moves.begin(state, g, cmd["handle"], cmd["to"], moves.IGNORE_RESOURCE_STATUS, {}, cmd["at"])
     for rid in g["resources"]:
         r = state["resources"][rid]
         r["pid"], r["restarts"] = None, []
-        r["state"] = "Failed" if len(recent) >= g["failover"]["threshold"] else "Offline"
-    if len(recent) < g["failover"]["threshold"]:
+        r["state"] = "Failed" if past else "Offline"
+    if not past:
         g["owner"] = cmd["to"]
         owner_changed(g, cmd["to"])  # a recovery domain's first backup becomes primary
         g["last_failover"] = {"from": cmd["from"], "to": cmd["to"], "reason": cmd["reason"], "at": cmd["at"]}

@@ -36,13 +36,20 @@ class Fencer:
     def __init__(self, node, started):
         self.node = node
         self.started = started  # when this leader's coordinator started (the watchdog reads its clock start from membership)
+        self.live = set()  # nodes fenced although live: sources that did not hand over (decide.py)
 
-    async def fence(self, down):
-        return await AGENTS[self.node.cfg.fence_agent](self, down)
+    async def fence(self, down, live=False):
+        if live:
+            self.live.add(down)
+        try:
+            return await AGENTS[self.node.cfg.fence_agent](self, down)
+        finally:
+            self.live.discard(down)
 
     def heard_again(self, down):
-        """The node is talking again (its suspicion was wrong, e.g. a stall under load)."""
-        return down in self.node.membership.view()["live"]
+        """The node is talking again (its suspicion was wrong, e.g. a stall under load); a live
+        node fenced for not handing over is heard all along, and that does not end its fence."""
+        return down not in self.live and down in self.node.membership.view()["live"]
 
 
 

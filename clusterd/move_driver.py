@@ -1,14 +1,13 @@
-"""The leader's part in group moves (moves.py): ask queued moves again, abandon stale ones.
+"""The leader's writer of decide()'s commands (decide.py): moves abandoned or asked again,
+fence records cleared, failovers, domain requests, exit results of nodes no longer active.
 
-Called from Coordinator.step() on the Raft leader. Its memory is the database only, so a new
-leader carries on: a queued move is asked again once token/2 has passed since it was queued
-(queued_at is the committed wall time), for as long as it takes, until it moves or a client
-cancels it.
+Called from Coordinator.step() on the Raft leader. A command whose handle decide left open
+(None) gets a new one here: the only choice decide cannot make without breaking its purity.
+A command refused because the state moved on meanwhile is logged; the next step decides again.
 """
 import logging
-import time
+import uuid
 
-from . import moves
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.moves")
@@ -18,17 +17,11 @@ class MoveDriver:
     def __init__(self, node):
         self.node = node
 
-    async def step(self):
-        queued, stale = self.node.replica.read(lambda s: (moves.queued_moves(s), moves.stale_moves(s)))
-        retry_after = self.node.cfg.token_timeout / 2
-        for gid, handle in stale:
-            await self._write("group.move_abandon", group=gid, handle=handle, reason="owner changed")
-        for gid, handle, queued_at in queued:
-            if time.time() - queued_at >= retry_after:
-                await self._write("group.move_retry", group=gid, handle=handle)
-
-    async def _write(self, op, **args):
-        try:
-            await self.node.write(op, **args)
-        except ClusterError as e:  # the move moved on meanwhile, or no quorum: next step
-            log.info("%s of %s not committed: %s", op, args.get("group"), e)
+    async def carry_out(self, commands):
+        for cmd in commands:
+            fields = {k: (str(uuid.uuid4()) if k == "handle" and v is None else v) for k, v in cmd.items() if k != "op"}
+            log.info("%s of %s", cmd["op"], fields.get("group") or fields.get("node") or fields.get("handle"))
+            try:
+                await self.node.write(cmd["op"], **fields)
+            except ClusterError as e:  # the state moved on meanwhile, or no quorum: the next step decides again
+                log.info("%s of %s not committed: %s", cmd["op"], fields.get("group") or fields.get("node"), e)

@@ -1,5 +1,6 @@
-"""The leader's movers (imperative shell): drains, failback after a resume, and the move step
-of recovery-domain switchovers. Every decision is committed; a new leader picks up where the
+"""The leader's movers (imperative shell): they carry out decide()'s tasks (decide.py) that
+wait for moves: drains, failback after a resume or by policy, and the move step of
+recovery-domain switchovers. Every decision is committed; a new leader picks up where the
 old one stopped, since drains InProgress and requests in phase "move" are in the database.
 
 request_move(node, group, dest, flags) is the one place where they move a group, and it moves it
@@ -7,10 +8,9 @@ exactly as Group.move does (moves.py): the source stops before the destination s
 """
 import asyncio
 import logging
-import time
 import uuid
 
-from . import pause, placement
+from . import pause
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.mover")
@@ -78,32 +78,20 @@ class Mover:
                         if not fut.done():
                             fut.set_result(done)
 
-    # -- the coordinator's step ----------------------------------------------------------------
-    def step(self):
-        """Start a task for each drain, failback (after a resume, or by group policy when a
-        preferred owner is back) and switchover move the database asks for."""
-        work = self.node.read(lambda s: (
-            [n for n, r in s.get("nodes", {}).items() if r["drain"] == "InProgress"],
-            [n for n, r in s.get("nodes", {}).items() if r["failback"] and not r["paused"]],
-            [(h, r["phase"], r["participants"], list(r["results"])) for h, r in s.get("domain_requests", {}).items()
-             if r["status"] == "pending"]))
-        drains, failbacks, requests = work
-        for n in drains:
-            self._spawn(("drain", n), self._drain(n))
-        for n in failbacks:
-            self._spawn(("failback", n), self._failback(n))
-        live = set(self.node.membership.view()["live"])
-        hour = time.localtime().tm_hour  # the failback window is in local wall-clock hours
-        for gid, owner, dest in self.node.read(lambda s: placement.failback_moves(s, live, hour)):
-            log.info("failback of group %s from %s to %s (its failback policy)", gid, owner, dest)
-            self._spawn(("failback-group", gid), self.request_move(owner, gid, dest))
-        for handle, phase, participants, reported in requests:
-            if phase == "move":
-                self._spawn(("request", handle), self._switchover_move(handle))
-            elif phase in ("exit", "undo"):
-                gone = [n for n in participants if n not in reported and n not in live]
-                if gone:
-                    self._spawn(("gone", handle), self._not_active(handle, phase, gone))
+    # -- carrying out decide()'s tasks ----------------------------------------------------------
+    def carry_out(self, task):
+        """Start the task decide() asked for (decide.py), unless one of its key runs."""
+        kind = task["kind"]
+        if kind == "drain":
+            coro = self._drain(task["node"], task["moves"], task["kept"])
+        elif kind == "failback":
+            coro = self._failback(task["node"], task["moves"], task["groups"])
+        elif kind == "move":
+            log.info("move of group %s to %s (%s)", task["group"], task["to"], task["why"])
+            coro = self.request_move(None, task["group"], task["to"], task["flags"])
+        else:
+            coro = self._switchover_move(task["handle"])
+        self._spawn(task["key"], coro)
 
     def _spawn(self, key, coro):
         if key in self.busy:
@@ -115,31 +103,10 @@ class Mover:
                                           log.error("%s failed: %r", key, t.exception())))
 
     # -- drain -----------------------------------------------------------------------------------
-    async def _drain(self, name):
-        live = self.node.membership.view()["live"]
-
-        def plan(state):
-            flags = pause.node_record(state, name)["flags"]
-            load = placement.node_load(state)
-            out, kept = [], []
-            for gid in pause.owned_groups(state, name):
-                g = state["groups"][gid]
-                if g.get("move"):  # an earlier leader started this move: follow it
-                    out.append((gid, g["move"]["to"]))
-                    continue
-                dest = placement.place_group(state, live, g, exclude=[name], load=load)
-                if dest is None and not flags & pause.REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR:
-                    dest = placement.place_group(state, live, g, exclude=[name], load=load, policy=False)
-                if dest is None:
-                    kept.append(gid)
-                    continue
-                load[0][dest] += 1
-                out.append((gid, dest))
-            return flags, out, kept
-        flags, planned, kept = self.node.read(plan)
+    async def _drain(self, name, planned, kept):
         log.info("draining %s: %d group(s) to move, %d kept", name, len(planned), len(kept))
-        results = await asyncio.gather(*(self.request_move(name, gid, dest, flags) for gid, dest in planned))
-        moved = [gid for (gid, _), (ok, _) in zip(planned, results) if ok]
+        results = await asyncio.gather(*(self.request_move(name, gid, dest, flags) for gid, dest, flags in planned))
+        moved = [gid for (gid, *_), (ok, _) in zip(planned, results) if ok]
         errors = [why for ok, why in results if not ok]
         still = self.node.read(lambda s: pause.node_record(s, name)["drain"])
         if still != "InProgress":  # resumed meanwhile
@@ -149,12 +116,9 @@ class Mover:
         await self.node.write("node.drain_done", node=name, status=status, moved=moved, kept=kept, detail=detail)
         log.info("drain of %s: %s (%d moved, %d kept)", name, status, len(moved), len(kept))
 
-    async def _failback(self, name):
-        groups = self.node.read(lambda s: [(gid, s["groups"][gid]["owner"]) for gid in
-                                           pause.node_record(s, name)["failback"] if gid in s["groups"]])
-        await asyncio.gather(*(self.request_move(owner, gid, name) for gid, owner in groups if owner != name))
-        await self.node.write("node.failback_done", node=name, groups=[gid for gid, _ in groups] or
-                              self.node.read(lambda s: list(pause.node_record(s, name)["failback"])))
+    async def _failback(self, name, planned, groups):
+        await asyncio.gather(*(self.request_move(owner, gid, name) for gid, owner in planned))
+        await self.node.write("node.failback_done", node=name, groups=groups)
 
     # -- recovery domains ------------------------------------------------------------------------
     async def _switchover_move(self, handle):
@@ -163,20 +127,12 @@ class Mover:
         if owner is None:
             ok, why = False, "the group was deleted"
         elif req["kind"] == "failover":  # the lost owner is fenced: restart the group on the target
-            try:
+            try:  # (a handle: a resource failure's failover is a hand-over, a move)
                 await self.node.write("group.failover", group=req["group"], to=req["target"], reason=req["reason"],
-                                      **{"from": req["from"]})
+                                      handle=str(uuid.uuid4()), **{"from": req["from"]})
                 ok, why = True, ""
             except ClusterError as e:
                 ok, why = False, str(e)
         else:
             ok, why = await self.request_move(owner, req["group"], req["target"])
         await self.node.write("domain.moved", handle=handle, ok=ok, detail=why)
-
-    async def _not_active(self, handle, phase, nodes):
-        for n in nodes:
-            try:
-                await self.node.write("domain.exit_result", rid=f"{handle}-{phase}-{n}", handle=handle, phase=phase,
-                                      node=n, ok=False, detail=f"{n} is no longer active")
-            except ClusterError as e:
-                log.info("exit result of %s for %s not committed: %s", n, handle, e)

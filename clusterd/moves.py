@@ -209,7 +209,7 @@ def _needs_cancel(state, cmd):
 
 
 # -- transitions ------------------------------------------------------------------------------
-def _end(state, g, status, error=None):
+def end_move(state, g, status, error=None):
     m = g.pop("move")
     op = state["operations"].get(m["handle"])
     if op is not None and op["status"] == "pending":
@@ -238,7 +238,7 @@ def _hand_over(state, g):
     """The source runs nothing of the group any more: the destination owns it now."""
     m = g["move"]
     if m["to"] not in state["view"]["live"]:
-        _end(state, g, "failed", "the destination went down before the hand-over; the group stays on the source")
+        end_move(state, g, "failed", "the destination went down before the hand-over; the group stays on the source")
         return
     g["owner"], m["phase"] = m["to"], "starting"
     owner_changed(g, m["to"])  # a recovery domain's backup that takes over becomes primary
@@ -261,13 +261,13 @@ def _progress(state, g):
             g["failover_wanted"] = False  # back to the source first; the policy only after that
             _progress(state, g)
         elif failed:
-            _end(state, g, "failed", "the group failed on the destination; the failure policy takes over")
+            end_move(state, g, "failed", "the group failed on the destination; the failure policy takes over")
         elif _reached(state, g):
-            _end(state, g, "succeeded")
+            end_move(state, g, "succeeded")
     elif phase == "undoing" and g["owner"] == m["to"] and not _running(state, g):
         if m["from"] is None or m["from"] not in state["view"]["live"]:
             g["failover_wanted"] = True
-            _end(state, g, "failed", "the group failed on the destination and the source is down")
+            end_move(state, g, "failed", "the group failed on the destination and the source is down")
             return
         g["owner"], m["phase"] = m["from"], "returning"
         _clear_failures(state, g)
@@ -275,32 +275,35 @@ def _progress(state, g):
         _progress(state, g)
     elif phase == "returning" and g["owner"] == m["from"]:
         if failed:
-            _end(state, g, "failed", "the group failed on the destination and again on the source; "
+            end_move(state, g, "failed", "the group failed on the destination and again on the source; "
                                      "the failure policy takes over")
         elif _reached(state, g):
-            _end(state, g, "failed", "the group failed on the destination; it is back on the source")
+            end_move(state, g, "failed", "the group failed on the destination; it is back on the source")
 
 
 REPORT_HOOKS.append(_progress)
 
 
-@handler("group.move", needs=_needs_move)
-def _group_move(state, cmd):
-    g = find_group(state, cmd["group"])
-    flags = cmd["flags"]
-    g["move"] = {"handle": cmd["handle"], "from": g["owner"], "to": cmd["to"], "flags": flags,
-                 "properties": dict(cmd["properties"]), "phase": "asking", "asks": 0, "queued_at": None,
-                 "at": cmd["at"]}
-    state["operations"][cmd["handle"]] = {"group": g["id"], "resource": None, "target": "move",
-                                          "status": "pending", "error": None}
-    g["pending"].append(cmd["handle"])
+def begin(state, g, handle, to, flags, properties, at):
+    """Start a move of g to `to` (a client's, a drain's, or a failover's hand-over)."""
+    g["move"] = {"handle": handle, "from": g["owner"], "to": to, "flags": flags, "properties": dict(properties),
+                 "phase": "asking", "asks": 0, "queued_at": None, "at": at}
+    state["operations"][handle] = {"group": g["id"], "resource": None, "target": "move",
+                                   "status": "pending", "error": None}
+    g["pending"].append(handle)
     if g["owner"] is None or not _running(state, g):  # nothing runs: nothing to ask or stop
         g["move"]["phase"] = "stopping"
         _hand_over(state, g)
     elif flags & IGNORE_RESOURCE_STATUS:
         g["move"]["phase"] = "stopping"
     _refresh(state, g)
-    return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5, "handle": cmd["handle"]})
+    return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5, "handle": handle})
+
+
+@handler("group.move", needs=_needs_move)
+def _group_move(state, cmd):
+    g = find_group(state, cmd["group"])
+    return begin(state, g, cmd["handle"], cmd["to"], cmd["flags"], cmd["properties"], cmd["at"])
 
 
 @handler("group.move_answer", needs=_needs_the_move)
@@ -317,10 +320,10 @@ def _group_move_answer(state, cmd):
     elif answer == "not_now" and m["flags"] & QUEUE_ENABLED:
         m["phase"], m["queued_at"] = "queued", cmd["at"]
     elif answer == "not_now":
-        _end(state, g, "failed", f"rejected: a move is not possible now ({who}); "
+        end_move(state, g, "failed", f"rejected: a move is not possible now ({who}); "
                                  "CLUSAPI_GROUP_MOVE_QUEUE_ENABLED would queue it")
     elif answer == "reject":
-        _end(state, g, "failed", f"rejected by a resource of the group ({who}); the group stays on the source")
+        end_move(state, g, "failed", f"rejected by a resource of the group ({who}); the group stays on the source")
     else:
         return failure("ERROR_INVALID_PARAMETER", str(answer))
     return ok()
@@ -343,7 +346,7 @@ def _group_move_retry(state, cmd):
 @handler("group.cancel_move", needs=_needs_cancel)
 def _group_cancel_move(state, cmd):
     g = find_group(state, cmd["group"])
-    _end(state, g, "cancelled", "the move was cancelled")
+    end_move(state, g, "cancelled", "the move was cancelled")
     return ok()
 
 
@@ -354,5 +357,5 @@ def _group_move_abandon(state, cmd):
     m = g["move"]
     if g["owner"] == (m["from"] if m["phase"] in SOURCE_PHASES else m["to"]):
         return failure("ERROR_INVALID_STATE", g["name"], message="the move is on course")
-    _end(state, g, "failed", f"the group was moved by the failover policy ({cmd.get('reason', '')})")
+    end_move(state, g, "failed", f"the group was moved by the failover policy ({cmd.get('reason', '')})")
     return ok()

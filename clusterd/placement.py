@@ -45,20 +45,24 @@ def in_window(hour, start, end):
 
 
 def failback_moves(state, live, hour):
-    """Groups a failover put where they are, whose failback policy says to go back now (always,
-    or within the window at this hour), and whose placement now prefers another node: that
-    node comes before the owner in the preferred owners (or the recovery domain's order).
-    [(group id, owner, destination)]; online groups only, none with a move under way."""
-    moves = []
-    for g in state["groups"].values():
-        policy, last = g["failover"], g.get("last_failover")
-        if (policy["failback"] == "prevent" or not last or last["to"] != g["owner"] or g["special"]
-                or g.get("move") or g["persistent_state"] != "online" or g["state"] != "Online"):
-            continue
-        if policy["failback"] == "window" and not in_window(hour, *policy["failback_window"]):
-            continue
-        order = domain_order(g["domain"]) if g.get("domain") else g["preferred_owners"]
-        best = place_group(state, live, g)
-        if best in order and best != g["owner"] and (g["owner"] not in order or order.index(best) < order.index(g["owner"])):
-            moves.append((g["id"], g["owner"], best))
-    return moves
+    """[(group id, owner, destination)] of failback_move over every group."""
+    return [(g["id"], g["owner"], dest) for g in state["groups"].values()
+            if (dest := failback_move(state, live, hour, g)) is not None]
+
+
+def failback_move(state, live, hour, g):
+    """Where a group a failover put where it is goes back to now, or None: its failback policy
+    says to go back now (always, or within the window at this hour), and its placement now
+    prefers another node, one that comes before the owner in the preferred owners (or the
+    recovery domain's order). Online groups only, none with a move under way."""
+    policy, last = g["failover"], g.get("last_failover")
+    if (policy["failback"] == "prevent" or not last or last["to"] != g["owner"] or g["special"]
+            or g.get("move") or g["persistent_state"] != "online" or g["state"] != "Online"):
+        return None
+    if policy["failback"] == "window" and not in_window(hour, *policy["failback_window"]):
+        return None
+    order = domain_order(g["domain"]) if g.get("domain") else g["preferred_owners"]
+    best = place_group(state, live, g)
+    if best in order and best != g["owner"] and (g["owner"] not in order or order.index(best) < order.index(g["owner"])):
+        return best
+    return None
