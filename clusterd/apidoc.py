@@ -127,23 +127,27 @@ DOCS: dict[str, Doc] = {
     "Group.set_flags": d("the group's flags (kept, not interpreted)", "ERROR_GROUP_NOT_FOUND", write=True),
     "Group.set_anti_affinity": d("anti-affinity class names", "ERROR_GROUP_NOT_FOUND", write=True),
     "Group.set_failover_policy": d("threshold, period_hours, failback prevent|immediate|window, failback_window "
-                                   "[start, end)", "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_PARAMETER", write=True),
+                                   "[start, end) (two integer hours); NaN, infinite or absurd values: INVALID_VALUE",
+                                   "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_PARAMETER", "INVALID_VALUE", write=True),
     "Group.move": d(f"MoveClusterGroupEx (destination null: the best node): {PENDING}", "ERROR_GROUP_NOT_FOUND",
                     "CLUSTER_SPECIAL_GROUP", "ERROR_INVALID_PARAMETER", "ERROR_INVALID_STATE",
                     "ERROR_CLUSTER_NODE_NOT_FOUND", "ERROR_CLUSTER_NODE_DOWN", "ERROR_CLUSTER_NODE_PAUSED",
                     "ERROR_CLUSTER_RESOURCE_LOCKED_STATUS", write=True),
     "Group.cancel_move": d("cancel a move not yet handed over", "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_STATE",
                            write=True),
-    "Resource.create": d("a resource of an agent type in a group (persistent state online): its id",
+    "Resource.create": d("a resource of an agent type in a group (persistent state online): its id; a "
+                         "property marked pool-admin below needs a pool-admin", "RBAC_PERMISSION_DENIED",
                          "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_NAME", "ERROR_OBJECT_ALREADY_EXISTS",
                          "AGENT_PROPERTIES_INVALID", write=True),
     "Resource.delete": d("delete an offline resource nothing depends on", "ERROR_RESOURCE_NOT_FOUND",
                          "ERROR_RESOURCE_ONLINE", "ERROR_DEPENDENT_RESOURCE_EXISTS", write=True),
-    "Resource.set_properties": d("replace its agent properties", "ERROR_RESOURCE_NOT_FOUND",
+    "Resource.set_properties": d("replace its agent properties; a new value of a property marked pool-admin "
+                                 "below needs a pool-admin", "RBAC_PERMISSION_DENIED", "ERROR_RESOURCE_NOT_FOUND",
                                  "AGENT_PROPERTIES_INVALID", write=True),
     "Resource.set_restart_policy": d("threshold, period, delay, action none|restart|restart_failover, "
-                                     "monitor_interval", "ERROR_RESOURCE_NOT_FOUND", "ERROR_INVALID_PARAMETER",
-                                     write=True),
+                                     "monitor_interval; NaN, infinite or absurd values (delay over 1 h, period over "
+                                     "30 days): INVALID_VALUE", "ERROR_RESOURCE_NOT_FOUND",
+                                     "ERROR_INVALID_PARAMETER", "INVALID_VALUE", write=True),
     "Resource.add_dependency": d("resource depends on depends_on (same group, a DAG, at most 100 deep)",
                                  "ERROR_RESOURCE_NOT_FOUND", "ERROR_INVALID_PARAMETER",
                                  "ERROR_DEPENDENCY_ALREADY_EXISTS", "ERROR_CIRCULAR_DEPENDENCY",
@@ -164,7 +168,8 @@ DOCS: dict[str, Doc] = {
     "Operation.wait": d("the operation once it ends or after timeout seconds (at most 600): {status pending|"
                         "succeeded|failed|cancelled, error, ...}", "OPERATION_NOT_FOUND"),
     # recovery domains (IBM i cluster resource groups) and results queues
-    "Domain.create": d("give the group a recovery domain: nodes[i] takes roles[i]", "ERROR_GROUP_NOT_FOUND",
+    "Domain.create": d("give the group a recovery domain: nodes[i] takes roles[i]; an exit_program (not null) "
+                       "needs a pool-admin", "RBAC_PERMISSION_DENIED", "ERROR_GROUP_NOT_FOUND",
                        "CLUSTER_SPECIAL_GROUP", "ERROR_INVALID_PARAMETER", "ERROR_INVALID_HANDLE",
                        "DOMAIN_REQUEST_IN_PROGRESS", "DOMAIN_CALLED_FROM_EXIT_PROGRAM", write=True),
     "Domain.delete": d("remove the group's recovery domain", "ERROR_GROUP_NOT_FOUND", "CLUSTER_SPECIAL_GROUP",
@@ -287,7 +292,8 @@ def render_agents() -> str:
         if missing or stale:
             raise KeyError(f"agent {name}: undocumented properties {missing}, documented but unknown {stale}")
         lines += [f"### `{name}`", "", "| property | meaning |", "| --- | --- |"]
-        lines += [f"| `{p}` | {_cell(documented[p])} |" for p in sorted(documented)]
+        lines += [f"| `{p}` | {'**pool-admin** (names a program or a path to write): ' if p in cls.PRIVILEGED else ''}"
+                  f"{_cell(documented[p])} |" for p in sorted(documented)]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -26,6 +26,7 @@
 import argparse
 import ipaddress
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 
@@ -59,12 +60,39 @@ class Config:
     def token(self):
         try:
             with open(self.token_file, "rb") as f:
+                check_private(self.token_file, os.fstat(f.fileno()), "the cluster token file")
                 token = f.read().strip()
         except OSError as e:
             raise ConfigError(f"cannot read the cluster token file {self.token_file}: {e.strerror}") from None
         if len(token) < MIN_TOKEN_BYTES:
             raise ConfigError(f"the cluster token in {self.token_file} is shorter than {MIN_TOKEN_BYTES} bytes")
         return token
+
+
+def check_private(path, st, what):
+    """As ssh does with a private key: refuse a secret that others may read or change."""
+    if st.st_uid != os.geteuid():
+        raise ConfigError(f"{what} {path} belongs to uid {st.st_uid}, not to this daemon's ({os.geteuid()})")
+    if st.st_mode & 0o077:
+        kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+        raise ConfigError(f"{what} {path} is open to others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                          f"chmod {'700' if kind == 'directory' else '600'} it")
+
+
+def check_users_file(path):
+    try:
+        check_private(path, os.stat(path), "the users file")
+    except OSError as e:
+        raise ConfigError(f"cannot read the users file {path}: {e.strerror}") from None
+
+
+def prepare_data_dir(path):
+    """The data dir, created 0700 if missing; refused if others may enter it."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        check_private(path, os.stat(path), "the data dir")
+    except OSError as e:
+        raise ConfigError(f"cannot use the data dir {path}: {e.strerror}") from None
 
 
 def check_fencing(cfg):
@@ -94,7 +122,7 @@ def check_fencing(cfg):
 
 def check_address(what, value):
     host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(f"{what}: {value!r} is not HOST:PORT")
     try:
         ipaddress.ip_address(host)

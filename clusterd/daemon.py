@@ -1,6 +1,7 @@
 """clusterd: the daemon's entry point. Config, then the asyncio shell on uvloop."""
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -61,9 +62,12 @@ async def _watch_tick_thread(node, stop):
 
 
 def main(argv=None):
+    os.umask(0o077)  # every file this daemon creates (pysyncobj's journal and dump too) is 0600
     try:
         cfg, args = config.load(argv)
         token = cfg.token()
+        config.check_users_file(cfg.users_file)
+        config.prepare_data_dir(cfg.data_dir)
     except config.ConfigError as e:
         print(f"clusterd: {e}", file=sys.stderr)
         return 2

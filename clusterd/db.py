@@ -99,7 +99,7 @@ def _bootstrap(state, cmd):
     return _create(state, cmd, names=[m["name"] for m in cmd["members"]])
 
 
-def _create(state, cmd, names):
+def _create_problem(state, cmd, names):
     if state["cluster"] is not None:
         return failure("CLUSTER_ALREADY_EXISTS", state["cluster"]["ref"])
     if cmd["cluster_stack"] != CLUSTER_STACK:
@@ -107,6 +107,13 @@ def _create(state, cmd, names):
     missing = [n for n in names if n not in state["members"]]
     if missing:
         return failure("HANDLE_INVALID", "host", *missing)
+    return None
+
+
+def _create(state, cmd, names):
+    refused = _create_problem(state, cmd, names)
+    if refused:
+        return refused
     hosts = _new_cluster_hosts(state, cmd, names)  # may raise on a bad command: before any change
     state["cluster"] = {
         "uuid": cmd["uuid"], "ref": cmd["ref"],
@@ -114,7 +121,6 @@ def _create(state, cmd, names):
         "cluster_config": dict(cmd.get("cluster_config", {})),
         "cluster_stack": CLUSTER_STACK,
         "cluster_stack_version": CLUSTER_STACK_VERSION,
-        "cluster_token": cmd["cluster_token"],
         "pool_auto_join": bool(cmd["pool_auto_join"]),
         "token_timeout": float(cmd["token_timeout"]),
         "token_timeout_coefficient": float(cmd["token_timeout_coefficient"]),
@@ -126,7 +132,7 @@ def _create(state, cmd, names):
     return ok(cmd["ref"])
 
 
-@handler("cluster.create")
+@handler("cluster.create", needs=lambda state, cmd: _create_problem(state, cmd, list(cmd["hosts"])))
 def _cluster_create(state, cmd):
     """Cluster.create: the cluster with one Cluster_host (cmd["hosts"] has one name);
     Cluster.pool_create: every member of the pool."""
@@ -219,11 +225,8 @@ def _cluster_host(state, ref):
     return state["cluster_hosts"].get(ref) if isinstance(ref, str) else None
 
 
-@handler("cluster_host.create")
-def _cluster_host_create(state, cmd):
-    """Join one host (cmd["host"] is its host ref) to the cluster on its PIF."""
-    c = _cluster(state, cmd["cluster"])
-    if c is None:
+def _needs_cluster_host_create(state, cmd):
+    if _cluster(state, cmd["cluster"]) is None:
         return failure("HANDLE_INVALID", "Cluster", cmd["cluster"])
     name = next((n for n, m in state["members"].items() if m["host_ref"] == cmd["host"]), None)
     if name is None:
@@ -237,6 +240,13 @@ def _cluster_host_create(state, cmd):
         return failure("INVALID_VALUE", "host", cmd["host"], message="the host already has a Cluster_host")
     if _forgotten(state, name):
         return failure("INVALID_VALUE", "host", cmd["host"], message="the host was forgotten: it must not rejoin")
+    return None
+
+
+@handler("cluster_host.create", needs=_needs_cluster_host_create)
+def _cluster_host_create(state, cmd):
+    """Join one host (cmd["host"] is its host ref) to the cluster on its PIF."""
+    name = next(n for n, m in state["members"].items() if m["host_ref"] == cmd["host"])
     state["cluster_hosts"].update(_new_cluster_hosts(state, {"cluster_host_ids": {name: cmd["ids"]}, "at": cmd["at"]},
                                                      [name]))
     return ok(cmd["ids"][0])

@@ -14,7 +14,7 @@ import uuid
 from . import domains, events, moves, pause  # noqa: F401  (they register their handlers)
 from .errors import ClusterError
 from .groups import find_group
-from .rpc import rpc
+from .rpc import require, rpc
 
 RO, OP = "read-only", "pool-operator"
 GROUP = ("group", "string")
@@ -69,6 +69,8 @@ def _group(state, key):
 async def domain_create(call, group, model, nodes, roles, exit_program):
     """Give the group a recovery domain: nodes[i] takes roles[i]; backups in the order given."""
     _not_from_exit_program(call, "Domain.create")
+    if exit_program is not None:
+        require(call, "pool-admin", "Domain.create", "an exit program is a program to run")
     if len(nodes) != len(roles):
         raise ClusterError("ERROR_INVALID_PARAMETER", "roles", message="one role per node")
     await call.node.write("domain.create", rid=call.rid, group=group, model=model, exit_program=exit_program,

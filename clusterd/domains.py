@@ -179,15 +179,19 @@ def _domain_create(state, cmd):
     return ok()
 
 
-@handler("domain.delete", needs=_needs_domain_group)
-def _domain_delete(state, cmd):
+def _needs_delete(state, cmd):
+    refused = _needs_domain_group(state, cmd)
+    if refused:
+        return refused
     g = find_group(state, cmd["group"])
     if g.get("domain") is None:
         return failure("DOMAIN_NOT_FOUND", g["name"])
-    refused = _busy(g)
-    if refused:
-        return refused
-    g["domain"] = None
+    return _busy(g)
+
+
+@handler("domain.delete", needs=_needs_delete)
+def _domain_delete(state, cmd):
+    find_group(state, cmd["group"])["domain"] = None
     return ok()
 
 

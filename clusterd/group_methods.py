@@ -9,9 +9,9 @@ import uuid
 
 from . import agents, groups, placement
 from .errors import ClusterError
-from .rpc import rpc
+from .rpc import require, rpc
 
-RO, OP = "read-only", "pool-operator"
+RO, OP, ADMIN = "read-only", "pool-operator", "pool-admin"
 GROUP = ("group", "string")
 RESOURCE = ("resource", "string")
 
@@ -154,7 +154,10 @@ async def group_set_failover_policy(call, group, policy):
 
 
 # -- resources --------------------------------------------------------------------------------
-def _check_properties(type_name, properties):
+def _check_properties(call, method, type_name, properties, current=None):
+    named = agents.privileged(type_name, properties, current)
+    if named:  # before validation: a caller refused learns nothing of what would be valid
+        require(call, ADMIN, method, f"{', '.join(named)} names a program or a path to write")
     problems = agents.validate(type_name, properties)
     if problems:
         raise ClusterError("AGENT_PROPERTIES_INVALID", *problems)
@@ -162,7 +165,7 @@ def _check_properties(type_name, properties):
 
 @rpc("Resource.create", role=OP, params=(GROUP, ("name", "string"), ("type", "string"), ("properties", "properties")))
 async def resource_create(call, group, name, type_name, properties):
-    _check_properties(type_name, properties)
+    _check_properties(call, "Resource.create", type_name, properties)
     return await call.node.write("resource.create", rid=call.rid, group=group, name=name, type=type_name,
                                  properties=properties, id=str(uuid.uuid4()))
 
@@ -175,8 +178,11 @@ async def resource_delete(call, resource):
 
 @rpc("Resource.set_properties", role=OP, params=(RESOURCE, ("properties", "properties")))
 async def resource_set_properties(call, resource, properties):
-    type_name = call.node.read(lambda s: _resource(s, resource)["type"])
-    _check_properties(type_name, properties)
+    def now(s):
+        r = _resource(s, resource)
+        return r["type"], dict(r["properties"])
+    type_name, current = call.node.read(now)
+    _check_properties(call, "Resource.set_properties", type_name, properties, current)
     await call.node.write("resource.set", rid=call.rid, resource=resource, properties=properties)
     return ""
 
@@ -188,9 +194,7 @@ async def resource_set_restart_policy(call, resource, policy):
     for k, v in policy.items():
         if k not in known or not isinstance(v, known[k]) or isinstance(v, bool):
             raise ClusterError("ERROR_INVALID_PARAMETER", k, message=f"restart policy keys: {', '.join(known)}")
-    interval = policy.pop("monitor_interval", None)
-    if interval is not None and not 0.1 <= interval <= 3600:
-        raise ClusterError("ERROR_INVALID_PARAMETER", "monitor_interval", message="0.1 to 3600 seconds")
+    interval = policy.pop("monitor_interval", None)  # its range is resource.set's check (groups.py)
     await call.node.write("resource.set", rid=call.rid, resource=resource, restart=policy or None,
                           monitor_interval=interval)
     return ""

@@ -350,7 +350,54 @@ def _group_offline(state, cmd):
     return _command_state(state, cmd, "offline")
 
 
-@handler("group.set", needs=_needs_group)
+# -- values from outside: bounded, finite, well formed (issue 11) --------------------------------
+LIMITS = {"threshold": 10000, "period": 30 * 86400.0, "delay": 3600.0, "period_hours": 366 * 24.0,
+          "monitor_interval": 3600.0}
+INTEGERS = ("threshold",)
+
+
+def number_problem(key, v):
+    """Why v is not a value for `key` (a finite number, an integer where one is counted, at
+    most LIMITS[key]), or None. The ranges below the limit are the policies' own checks."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return f"{key}: a number"
+    if key in INTEGERS and not isinstance(v, int):
+        return f"{key}: an integer"
+    if v != v or v in (float("inf"), float("-inf")) or abs(v) > LIMITS[key]:
+        return f"{key}: a finite number of at most {LIMITS[key]:g}"
+    return None
+
+
+def window_problem(window):
+    if not (isinstance(window, (list, tuple)) and len(window) == 2
+            and all(isinstance(h, int) and not isinstance(h, bool) for h in window)):
+        return "failback_window: [start hour, end hour], two integers"
+    return None
+
+
+def failover_value_problem(policy):
+    """The failover policy's values that no range check could take (INVALID_VALUE), or None."""
+    return next(filter(None, [number_problem(k, policy[k]) for k in ("threshold", "period_hours") if k in policy]
+                       + [window_problem(policy["failback_window"]) if "failback_window" in policy else None]), None)
+
+
+def restart_value_problem(restart, interval=None):
+    found = [number_problem(k, restart[k]) for k in ("threshold", "period", "delay") if k in restart]
+    if interval is not None:
+        found.append(number_problem("monitor_interval", interval))
+    return next(filter(None, found), None)
+
+
+def _needs_group_set(state, cmd):
+    refused = _needs_group(state, cmd)
+    if refused is None and cmd.get("field") == "failover":
+        value = cmd.get("value")
+        problem = failover_value_problem(value) if isinstance(value, dict) else "the failover policy is a map"
+        refused = problem and failure("INVALID_VALUE", "failover", message=problem)
+    return refused
+
+
+@handler("group.set", needs=_needs_group_set)
 def _group_set(state, cmd):
     """Set preferred owners, flags, anti-affinity class names or failover policy."""
     g = find_group(state, cmd["group"])
@@ -415,7 +462,17 @@ def _resource_delete(state, cmd):
     return ok()
 
 
-@handler("resource.set", needs=_needs_resource)
+def _needs_resource_set(state, cmd):
+    refused = _needs_resource(state, cmd)
+    restart = cmd.get("restart") or {}
+    if refused is None:
+        problem = restart_value_problem(restart, cmd.get("monitor_interval")) if isinstance(restart, dict) \
+            else "the restart policy is a map"
+        refused = problem and failure("INVALID_VALUE", "restart", message=problem)
+    return refused
+
+
+@handler("resource.set", needs=_needs_resource_set)
 def _resource_set(state, cmd):
     r = find_resource(state, cmd["resource"])
     restart = {**r["restart"], **(cmd.get("restart") or {})}

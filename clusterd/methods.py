@@ -68,7 +68,9 @@ def cluster_record(node, state, c, role):
         "cluster_config": dict(c["cluster_config"]),
         "cluster_stack": c["cluster_stack"],
         "cluster_stack_version": c["cluster_stack_version"],
-        "cluster_token": c["cluster_token"] if role == ADMIN else "",
+        # never in the replicated state (so never in raft.journal or raft.dump): this node's
+        # token, as it read it from its token file at start
+        "cluster_token": node.token.decode(errors="replace") if role == ADMIN else "",
         "allowed_operations": allowed,
         "current_operations": {},
         "is_quorate": v["is_quorate"],
@@ -177,7 +179,6 @@ async def _create(call, hosts, stack, pool_auto_join, token_timeout, coefficient
         "cluster.create", rid=call.rid, hosts=hosts, ref=ref, uuid=str(uuid.uuid4()),
         cluster_stack=stack, pool_auto_join=pool_auto_join, token_timeout=float(token_timeout),
         token_timeout_coefficient=float(coefficient),
-        cluster_token=call.node.token.decode(errors="replace"),
         cluster_config={"token_timeout": str(float(token_timeout)),
                         "token_timeout_coefficient": str(float(coefficient))},
         cluster_host_ids={h: [f"OpaqueRef:{uuid.uuid4()}", str(uuid.uuid4())] for h in hosts})

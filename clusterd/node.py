@@ -111,6 +111,8 @@ class Node:
         try:
             result = await self.replica.submit(command, timeout=WRITE_TIMEOUT)
         except ReplicaError as e:
+            if e.reason == "COMMAND_TOO_LARGE":  # refused before anything was sent
+                raise ClusterError("INVALID_VALUE", "the write is larger than one log entry") from None
             raise ClusterError("CLUSTER_WRITE_UNKNOWN", e.reason) from None
         if "error" in result:
             raise ClusterError.from_wire(result["error"])
@@ -221,7 +223,6 @@ class Node:
             network={"ref": net_ref, "uuid": net_uuid}, ref=ref, uuid=cuuid,
             cluster_stack=db.CLUSTER_STACK, pool_auto_join=True,
             token_timeout=self.cfg.token_timeout, token_timeout_coefficient=self.cfg.token_coefficient,
-            cluster_token=self.token.decode(errors="replace"),
             cluster_config={"token_timeout": str(self.cfg.token_timeout),
                             "token_timeout_coefficient": str(self.cfg.token_coefficient)},
             cluster_host_ids={m["name"]: new_ids() for m in members})

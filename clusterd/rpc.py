@@ -5,12 +5,14 @@ whether it needs a session. dispatch() checks, in order: the method exists, the 
 count, the session, the role, each argument's type; only then does the method run. Every
 refusal is a ClusterError and changes nothing.
 """
+import math
 from dataclasses import dataclass
 
 from . import auth
 from .errors import ClusterError
 
 MAX_STRING = 64 * 1024
+MIN_INT, MAX_INT = -2**63, 2**64 - 1
 MAX_MAP_ITEMS = 1024
 
 
@@ -39,8 +41,10 @@ def _is_str(v):
 
 def _plain(v, depth=0):
     """Plain data a resource agent may take: scalars, lists and string-keyed maps, bounded."""
-    if v is None or isinstance(v, (bool, int, float)):
+    if v is None or isinstance(v, (bool, float)):
         return True
+    if isinstance(v, int):
+        return MIN_INT <= v <= MAX_INT
     if isinstance(v, str):
         return len(v) <= MAX_STRING
     if depth >= 4:
@@ -55,8 +59,11 @@ def _plain(v, depth=0):
 CHECKS = {
     "string": _is_str,
     "ref": _is_str,
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    # what the log and msgpack carry (XML-RPC carries ints of any size); NaN and infinities
+    # are no quantity (a NaN deadline is never reached)
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and MIN_INT <= v <= MAX_INT,
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    and abs(v) <= MAX_INT,
     "bool": lambda v: isinstance(v, bool),
     "map": lambda v: isinstance(v, dict) and len(v) <= MAX_MAP_ITEMS
     and all(_is_str(k) and _is_str(x) for k, x in v.items()),
@@ -73,6 +80,12 @@ class Call:
     session_ref: str
     rid: str = None
     exit_request: str = None  # set when the caller runs as an exit program (its CLUSTERD_REQUEST)
+
+
+def require(call, role, method, why):
+    """Refuse, as dispatch() does, a call whose arguments need more than the method's role."""
+    if auth.rank(call.session["role"]) < auth.rank(role):
+        raise ClusterError("RBAC_PERMISSION_DENIED", method, role, message=f"{why}: {role} only")
 
 
 async def dispatch(node, method_name, args, session_ref=None, rid=None, exit_request=None):

@@ -17,11 +17,15 @@ import time
 import msgpack
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
-from . import durability
+from . import durability, rules
 
 log = logging.getLogger("clusterd.raft")
 
+# One log entry holds at most this much; a single command at most MAX_COMMAND_BYTES. pysyncobj
+# splits an entry of appendEntriesBatchSizeBytes or more into chunks and labels the last one by
+# the wrong length (some sizes left a follower's tick failing), so that size is set well above.
 MAX_ENTRY_BYTES = 1024 * 1024
+MAX_COMMAND_BYTES = MAX_ENTRY_BYTES - 16
 _ARRAY = msgpack.Packer()
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
 
@@ -35,7 +39,8 @@ def _expire(fut):
 
 
 class ReplicaError(Exception):
-    """A command was not committed before its deadline; it may still commit later."""
+    """A command was not committed before its deadline (it may still commit later), or, with
+    reason COMMAND_TOO_LARGE, refused before anything was sent."""
 
     def __init__(self, reason):
         super().__init__(reason)
@@ -103,6 +108,7 @@ def raft_conf(token_timeout, data_dir, password, bind_address):
         fullDumpFile=os.path.join(data_dir, "raft.dump"),
         dynamicMembershipChange=True,
         appendEntriesUseBatch=False,
+        appendEntriesBatchSizeBytes=2 * MAX_ENTRY_BYTES,  # never reached: no chunking (see above)
         raftMinTimeout=0.3 * t,
         raftMaxTimeout=0.8 * t,  # wide enough that nodes started together rarely split the vote
         appendEntriesPeriod=0.075 * t,  # pysyncobj wants raftMinTimeout > 3 x this
@@ -122,6 +128,7 @@ class Replica:
         if not password:
             raise ValueError("a cluster token is required: the Raft channel is never unencrypted")
         durability.install()
+        rules.install()
         os.makedirs(data_dir, exist_ok=True)
         self.token_timeout = float(token_timeout)
         self._db = _Database(apply, state, on_applied)
@@ -205,10 +212,13 @@ class Replica:
             await asyncio.sleep(0.05)
 
     def _enqueue(self, command):
+        raw = pack(command)
+        if len(raw) > MAX_COMMAND_BYTES:
+            raise ReplicaError("COMMAND_TOO_LARGE")
         loop = asyncio.get_running_loop()
         self._loop = loop
         fut = loop.create_future()
-        self._pending.append((pack(command), fut))
+        self._pending.append((raw, fut))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)

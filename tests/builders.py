@@ -29,7 +29,6 @@ def bootstrap_cmd(names=NAMES, **over):
         "ref": "OpaqueRef:cluster", "uuid": "uuid-cluster",
         "cluster_stack": "corosync", "pool_auto_join": True,
         "token_timeout": 1.0, "token_timeout_coefficient": 0.65,
-        "cluster_token": "secret-token",
         "cluster_config": {"token_timeout": "1.0", "token_timeout_coefficient": "0.65"},
         "cluster_host_ids": ch_ids(names),
     }
@@ -40,7 +39,7 @@ def bootstrap_cmd(names=NAMES, **over):
 def create_cmd(hosts, stack="corosync", ref="OpaqueRef:cluster2", tag="b", **over):
     cmd = {"op": "cluster.create", "at": AT + 10, "hosts": list(hosts), "ref": ref, "uuid": "uuid-cluster2",
            "cluster_stack": stack, "pool_auto_join": False, "token_timeout": 2.0,
-           "token_timeout_coefficient": 1.0, "cluster_token": "tok", "cluster_config": {},
+           "token_timeout_coefficient": 1.0, "cluster_config": {},
            "cluster_host_ids": ch_ids(hosts, tag)}
     cmd.update(over)
     return cmd

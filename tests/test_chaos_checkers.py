@@ -1,4 +1,7 @@
 """The chaos checkers, pure: each passes a valid history and catches a planted violation."""
+import json
+import os
+
 from clusterctl.chaos import checkers, history, linear
 from clusterctl.chaos.scenarios import SCENARIOS
 from clusterctl.chaos.schedule import generate
@@ -179,23 +182,70 @@ def test_a_bridge_leaves_everyone_a_majority_and_one_way_deafness_a_minority():
     assert checkers.heard("node1", NODES, deaf) == set(NODES)
 
 
-# -- no double online (the existing checker, wrapped) -----------------------------------------
-def test_double_online_passes_a_clean_handover_and_catches_an_overlap():
-    clean = [{"event": "start", "resource": "r", "node": "node1", "t": 1, "pid": 1},
-             {"event": "stop", "resource": "r", "node": "node1", "t": 2, "pid": 1},
-             {"event": "start", "resource": "r", "node": "node2", "t": 3, "pid": 2}]
-    assert checkers.no_double_online(clean)["valid"] is True
-    overlap = clean[:1] + [{"event": "start", "resource": "r", "node": "node2", "t": 1.5, "pid": 2}]
-    assert checkers.no_double_online(overlap)["valid"] is False
+# -- no double online, from the resources' own witness lines ------------------------------------
+def life(node, pid, start, last, group="g0", resource="g0-a", exit=True, period=0.1):
+    """The lines a testres process writes: start, alive every period, exit (or none: killed)."""
+    lines = [{"event": "start", "group": group, "resource": resource, "node": node, "pid": pid, "t": start}]
+    t = start + period
+    while t < last - 1e-9:
+        lines.append(dict(lines[0], event="alive", t=round(t, 3)))
+        t += period
+    lines.append(dict(lines[0], event="exit" if exit else "alive", t=last))
+    return lines
+
+
+def test_a_clean_hand_over_passes():
+    witness = life("node1", 10, 1.0, 5.0) + life("node2", 20, 5.2, 9.0) + \
+        life("node1", 11, 1.0, 5.0, resource="g0-b") + life("node2", 21, 5.3, 9.0, resource="g0-b")
+    verdict = checkers.no_double_online(witness)
+    assert verdict["valid"] is True and verdict["starts"] == 4 and verdict["count"] == 0
+
+
+def test_an_overlap_names_the_group_nodes_and_interval():
+    witness = life("node1", 10, 1.0, 5.0) + life("node2", 20, 4.0, 9.0)
+    verdict = checkers.no_double_online(witness)
+    assert verdict["valid"] is False and verdict["count"] == 1
+    v, = verdict["violations"]
+    assert (v["group"], v["nodes"], v["interval"], v["kind"]) == ("g0", ["node1", "node2"], [4.0, 5.0], "two nodes")
+
+
+def test_a_sibling_that_outlives_the_hand_over_is_a_double_run_of_its_group():
+    # g0-a moved cleanly, but g0-b ignored SIGTERM on node1 while g0-a started on node2
+    witness = life("node1", 10, 1.0, 5.0) + life("node1", 11, 1.0, 8.0, resource="g0-b") + \
+        life("node2", 20, 5.5, 12.0)
+    v, = checkers.no_double_online(witness)["violations"]
+    assert v["resources"] == ["g0-b", "g0-a"] and v["interval"] == [5.5, 8.0]
+
+
+def test_a_process_killed_without_an_exit_line_ran_until_its_last_line():
+    killed = life("node1", 10, 1.0, 5.0, exit=False)  # SIGKILLed: no exit line
+    assert checkers.no_double_online(killed + life("node2", 20, 5.1, 9.0))["valid"] is True
+    caught = checkers.no_double_online(killed + life("node2", 20, 4.5, 9.0))
+    assert caught["valid"] is False and caught["died_without_exit"] == 1
+    assert caught["violations"][0]["interval"] == [4.5, 5.0]
+
+
+def test_other_groups_and_a_restart_on_the_same_node_are_not_double_runs():
+    witness = life("node1", 10, 1.0, 5.0) + life("node2", 30, 1.0, 9.0, group="g1", resource="g1-a") + \
+        life("node1", 11, 5.6, 9.0)  # restarted in place after it exited
+    assert checkers.no_double_online(witness)["valid"] is True
+    twice = life("node1", 10, 1.0, 5.0) + life("node1", 12, 3.0, 9.0)  # a second copy, same node
+    assert checkers.no_double_online(twice)["violations"][0]["kind"] == "twice on one node"
+
+
+def test_a_reused_pid_starts_a_new_lifetime():
+    witness = life("node1", 10, 1.0, 2.0, exit=False) + life("node1", 10, 6.0, 7.0)
+    lives = checkers.lifetimes(witness + life("node2", 20, 3.0, 5.0))
+    assert [(x["node"], x["start"], x["last"]) for x in lives] == [
+        ("node1", 1.0, 2.0), ("node2", 3.0, 5.0), ("node1", 6.0, 7.0)]
+    assert checkers.no_double_online(witness + life("node2", 20, 3.0, 5.0))["valid"] is True
 
 
 def test_failover_times_measure_from_the_fault_to_the_start_elsewhere():
-    witness = [{"event": "start", "resource": "r", "node": "node1", "t": 1, "pid": 1},
-               {"event": "stop", "resource": "r", "node": "node1", "t": 12, "pid": 1},
-               {"event": "start", "resource": "r", "node": "node2", "t": 14.5, "pid": 2}]
+    witness = life("node1", 1, 1.0, 12.0, exit=False) + life("node2", 2, 14.5, 16.0)
     fault = {"id": 1, "fault": "kill", "start": 10.0, "stop": 20.0, "victims": ["node1"]}
     assert checkers.failover_times(witness, [fault]) == [
-        {"fault": 1, "kind": "kill", "resource": "r", "from": "node1", "to": "node2", "seconds": 4.5}]
+        {"fault": 1, "kind": "kill", "group": "g0", "resource": "g0-a", "from": "node1", "to": "node2", "seconds": 4.5}]
 
 
 # -- schedules --------------------------------------------------------------------------------
@@ -220,6 +270,14 @@ class FakeCluster:
 
     def testbed(self):
         return None
+
+    def pid(self, name):
+        return 1  # every daemon up: the nemesis starts none
+
+
+class Recorded(list):
+    def add(self, kind, **fields):
+        self.append(dict(fields, type=kind))
 
 
 def cuts(fault, params, leader=None):
@@ -247,6 +305,61 @@ def test_isolating_the_leader_cuts_it_both_ways_and_one_way_cuts_one_way():
     assert deaf == {(f"node{i}", "node1") for i in range(2, 6)}
     mute, _ = cuts("one-way", {"node": 0, "direction": "mute"})
     assert mute == {("node1", f"node{i}") for i in range(2, 6)}
+
+
+def resource_nemesis(tmp_path, owner="node2"):
+    import time
+
+    from clusterctl.chaos.nemesis import Nemesis
+    witness = tmp_path / "w.jsonl"
+    now = time.monotonic()
+    witness.write_text("".join(json.dumps(x) + "\n" for x in life(owner, 7, now - 3, now, exit=False)))
+    n = Nemesis(FakeCluster(), Recorded(), str(witness), str(tmp_path / "control"))
+    os.makedirs(tmp_path / "control")
+    n.resources = {"g0": "id0"}
+    return n
+
+
+def control(tmp_path):
+    return json.loads((tmp_path / "control" / "g0.json").read_text())
+
+
+def test_a_stop_fault_fails_the_owners_g_a_and_makes_g_b_stop_badly_until_the_heal(tmp_path):
+    n = resource_nemesis(tmp_path)
+    rec = n.start({"fault": "stop-hangs", "params": {"group": "g0"}})
+    assert rec["params"]["target"] == "node2"
+    assert control(tmp_path) == [{"fault": "exit", "code": 1, "node": "node2", "resource": "g0-a"},
+                                 {"fault": "hang_term", "resource": "g0-b"}]
+    n.stop(rec)
+    assert control(tmp_path) == []
+    assert [r["phase"] for r in n.history if r["type"] == "nemesis"] == ["start", "stop"]
+
+
+def test_resource_fail_names_the_resource_and_how_and_slow_start_spares_nothing_after_it(tmp_path):
+    n = resource_nemesis(tmp_path, owner="node3")
+    n.start({"fault": "resource-fail", "params": {"group": "g0", "how": "close_port", "resource": "b"}})
+    assert control(tmp_path) == [{"fault": "close_port", "code": 1, "node": "node3", "resource": "g0-b"}]
+    n.start({"fault": "slow-start", "params": {"group": "g0", "seconds": 4.0}})
+    once, slow = control(tmp_path)
+    assert once["fault"] == "exit" and once["node"] == "node3" and slow["after"] == once["before"]
+    assert slow == {"fault": "slow_start", "seconds": 4.0, "after": slow["after"]}
+
+
+def test_a_group_that_runs_nowhere_is_skipped_not_guessed(tmp_path):
+    n = resource_nemesis(tmp_path)
+    (tmp_path / "w.jsonl").write_text("")
+    rec = n.start({"fault": "stop-ignores-term", "params": {"group": "g0", "seconds": 2.0}})
+    assert rec["params"]["skipped"] and not os.path.exists(tmp_path / "control" / "g0.json")
+
+
+def test_mixed_draws_every_fault_kind_and_a_long_pause_lasts_several_fence_delays():
+    from clusterctl.chaos.schedule import fence_delay
+    mixed = SCENARIOS["mixed"]
+    steps = [s for seed in range(1, 30) for s in generate(mixed, seed, 600)]
+    assert {s["fault"] for s in steps} == set(mixed.faults)
+    pauses = [s["hold"] for s in steps if s["fault"] == "long-pause"]
+    assert pauses and all(2 * fence_delay(3) <= h <= 3 * fence_delay(3) for h in pauses)
+    assert not [s for seed in range(1, 30) for s in generate(mixed, seed, 40) if s["fault"] == "long-pause"]
 
 
 # -- the client's part in telling ok / fail / unknown apart -----------------------------------

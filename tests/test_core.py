@@ -40,7 +40,7 @@ def test_bootstrap_records_members_network_and_cluster():
     assert c["ref"] == CREF and c["uuid"] == "uuid-cluster" and c["network"] == "OpaqueRef:net"
     assert c["cluster_stack"] == "corosync" and c["cluster_stack_version"] == db.CLUSTER_STACK_VERSION
     assert c["token_timeout"] == 1.0 and c["token_timeout_coefficient"] == 0.65
-    assert c["cluster_token"] == "secret-token" and c["pool_auto_join"] is True
+    assert "cluster_token" not in c and c["pool_auto_join"] is True  # the token is never replicated
     assert c["other_config"] == {} and c["pending_forget"] == []
     assert sorted(ch["host"] for ch in s["cluster_hosts"].values()) == list(NAMES)
     for name, (ref, uuid) in ch_ids(NAMES).items():

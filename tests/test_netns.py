@@ -1,4 +1,6 @@
 """Real partitions: each node in its own network namespace, faults as nftables rules (root)."""
+import time
+
 import pytest
 
 from clusterctl import netns
@@ -68,3 +70,54 @@ def test_teardown_removes_every_namespace_and_the_bridge(tmp_path):
     assert not netns.exists(bed)
     listed = netns.run("ip", "netns", "list").stdout.split()
     assert not [n for n in bed["nodes"] if n["ns"] in listed]
+
+
+def ports(cluster, service):
+    return [int(n[service].rpartition(":")[2]) for n in cluster.meta()["nodes"]]
+
+
+def cut_service(cluster, node, service, proto):
+    """node's `service` traffic dropped both ways; everything else left flowing."""
+    bed, port = cluster.testbed(), ports(cluster, service)
+    for other in range(len(port)):
+        if other != node:
+            netns.drop_port(bed, node, other, proto, port[node], port[other])
+            netns.drop_port(bed, other, node, proto, port[other], port[node])
+
+
+def test_a_heartbeat_only_cut_takes_quorum_away_while_raft_still_replicates(bed_cluster):
+    ref = bed_cluster.cluster_ref()
+    cut_service(bed_cluster, 2, "heartbeat", "udp")
+    wait_for(lambda: views(bed_cluster)["node3"] == (False, 1), what="node3 hears no heartbeat")
+    with bed_cluster.client("node1") as c:
+        c.Cluster.add_to_other_config(ref, "during", "hb-cut")
+    with bed_cluster.client("node3") as c:  # Raft still reaches it: it applies what the majority commits
+        wait_for(lambda: c.Cluster.get_other_config(ref).get("during") == "hb-cut", what="node3 replicated")
+    netns.heal(bed_cluster.testbed())
+    wait_for(lambda: views(bed_cluster) == {n: (True, 3) for n in bed_cluster.names()}, what="healed")
+
+
+def test_a_raft_only_cut_leaves_the_heartbeats_and_stops_replication(bed_cluster):
+    ref = bed_cluster.cluster_ref()
+    with bed_cluster.client("node1") as c:
+        leader = c.Node.status().get("leader")
+    cut = next(i for i, n in enumerate(bed_cluster.names()) if n != leader)
+    name = bed_cluster.names()[cut]
+    cut_service(bed_cluster, cut, "raft", "tcp")
+    writer = next(n for n in bed_cluster.names() if n not in (name,))
+    with bed_cluster.client(writer) as c:
+        wait_for(lambda: _wrote(c, ref), what="a write by the majority during the Raft cut")
+    time.sleep(2.0)  # a connected follower applies a commit within one Raft round (well under this)
+    assert views(bed_cluster)[name] == (True, 3)  # its heartbeats still flow both ways
+    with bed_cluster.client(name) as c:
+        assert c.Cluster.get_other_config(ref).get("during") != "raft-cut"  # no Raft: not replicated
+        netns.heal(bed_cluster.testbed())
+        wait_for(lambda: c.Cluster.get_other_config(ref).get("during") == "raft-cut", what="caught up after the heal")
+
+
+def _wrote(client, ref):
+    try:
+        client.Cluster.add_to_other_config(ref, "during", "raft-cut")
+        return True
+    except ClusterError:
+        return False

@@ -90,6 +90,16 @@ def validate(type_name, properties):
     return AGENTS[type_name].validate(properties)
 
 
+def privileged(type_name, properties, current=None):
+    """The properties of `properties` that name a program or a path to write (the type's
+    PRIVILEGED) with a value other than in `current` (the resource's properties now). Pure."""
+    agent = AGENTS.get(type_name) if isinstance(type_name, str) else None
+    if agent is None or not isinstance(properties, dict):
+        return []
+    current = current or {}
+    return sorted(k for k in agent.PRIVILEGED if k in properties and properties[k] != current.get(k))
+
+
 def leftovers(data_dir):
     """The resources this node may still be running, from their records on disk: a list of
     resource dicts. After a restart the executor adopts these even if they are no longer in

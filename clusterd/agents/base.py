@@ -77,6 +77,9 @@ class Agent:
     """Base class: one instance per resource, used by one caller at a time."""
     TYPE = None
     PROPERTIES = frozenset({"witness"})
+    # the properties that name a program to run, what it runs with, or a path to write:
+    # setting one to a new value is pool-admin's (group_methods.py, docs/security.md)
+    PRIVILEGED = frozenset({"witness"})
 
     def __init__(self, resource, ctx):
         self.resource = resource

@@ -60,6 +60,7 @@ def classify(action, code, started):
 class OcfAgent(Agent):
     TYPE = "ocf"
     PROPERTIES = frozenset({"script", "params", "timeout", "stop_timeout", "witness"})
+    PRIVILEGED = frozenset({"script", "witness"})
 
     @classmethod
     def validate(cls, properties):

@@ -201,6 +201,7 @@ class ProcessAgent(Agent):
     TYPE = "process"
     PROPERTIES = frozenset({"args", "cwd", "env", "check_tcp", "check_http", "stop_timeout",
                             "start_timeout", "witness"})
+    PRIVILEGED = frozenset({"args", "cwd", "env", "witness"})  # env: PATH, LD_PRELOAD; cwd: a relative args[0]
 
     def __init__(self, resource, ctx):
         super().__init__(resource, ctx)

@@ -84,7 +84,7 @@ def _loopback(host):
 def split_host_port(text):
     """'127.0.0.1:8080' or '[::1]:8080' -> (host, port); None if it is not that shape."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         return None
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

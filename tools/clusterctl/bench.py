@@ -556,7 +556,7 @@ def main(argv=None):
         return 130
 
 
-from . import bench_drain, bench_failover, bench_groups, bench_move  # noqa: E402,F401  (they register; they build on the helpers above)
+from . import bench_drain, bench_durability, bench_failover, bench_fuzz, bench_groups, bench_move  # noqa: E402,F401  (they register; they build on the helpers above)
 
 if __name__ == "__main__":  # run through the package's module, where every benchmark registered
     from clusterctl.bench import main as package_main

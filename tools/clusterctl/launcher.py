@@ -139,7 +139,7 @@ class LocalCluster:
 
     def _write_config(self, node, members, meta):
         d = os.path.dirname(node["config"])
-        os.makedirs(os.path.join(d, "data"), exist_ok=True)
+        os.makedirs(os.path.join(d, "data"), mode=0o700, exist_ok=True)  # the daemon refuses one open to others
         cfg = {
             "name": node["name"], "raft": node["raft"], "heartbeat": node["heartbeat"], "api": node["api"],
             "xapi": node.get("xapi") or "off",

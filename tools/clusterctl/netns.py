@@ -124,6 +124,17 @@ def drop(bed, src, dst):
         ns=_node(bed, dst)["ns"])
 
 
+def drop_port(bed, src, dst, proto, src_port, dst_port):
+    """One-way, one service: packets of `proto` (tcp|udp) from node index src to node index dst
+    that go to dst's port (src calling dst's service) or come from src's port (src's service
+    answering dst) are dropped on arrival at dst. Everything else between them still flows."""
+    if proto not in ("tcp", "udp"):
+        raise NetnsError(f"drop_port: proto must be tcp or udp, not {proto!r}")
+    for direction, port in (("dport", dst_port), ("sport", src_port)):
+        run("nft", "add", "rule", "inet", TABLE, "input", "ip", "saddr", _node(bed, src)["ip"], proto, direction,
+            str(int(port)), "drop", ns=_node(bed, dst)["ns"])
+
+
 def partition(bed, *sides):
     """Two-way drops between every pair of nodes on different sides (lists of node indexes)."""
     for a, side in enumerate(sides):

@@ -1,15 +1,67 @@
 """Checkers over a run's history, witness and final state: pure functions, each returning
-{"valid": bool, ...details}. CAS linearizability is in linear.py; no double-online is
-clusterctl.checkers.double_online, wrapped here."""
-from .. import checkers as base
+{"valid": bool, ...details}. CAS linearizability is in linear.py.
 
+The witness is written by the resources themselves (testres.py): a "start" line, an "alive"
+line every 100 ms, an "exit" line when a process ends on its own terms (none when it is
+killed). A process certainly ran from its start line to its last line, whatever else is true,
+so two such lifetimes that overlap are a double run that no agent or daemon bug can explain
+away."""
 INF = float("inf")
 
 
+def lifetimes(witness_records):
+    """Each process the witness saw: {group, resource, node, pid, start, last, ended}, where
+    [start, last] is when it certainly ran (ended: it wrote its exit line). A start line for a
+    pid already open on that node (the pid reused) begins a new lifetime."""
+    open_, out = {}, []
+    for r in sorted(witness_records, key=lambda r: r["t"]):
+        key = (r.get("node"), r.get("pid"))
+        if r.get("event") == "start":
+            if key in open_:
+                out.append(open_.pop(key))
+            open_[key] = {"group": r.get("group", r.get("resource")), "resource": r.get("resource"),
+                          "node": r.get("node"), "pid": r.get("pid"), "start": r["t"], "last": r["t"],
+                          "ended": False}
+        elif key in open_:
+            life = open_[key]
+            life["last"] = r["t"]
+            if r.get("event") == "exit":
+                life["ended"] = True
+                out.append(open_.pop(key))
+    return sorted(out + list(open_.values()), key=lambda x: x["start"])
+
+
+def overlaps(lives):
+    """Pairs of lifetimes of one group that ran at once on two nodes, or of one resource that ran
+    twice at once on one node: [{group, nodes, resources, pids, interval, seconds}]."""
+    by_group = {}
+    for life in lives:
+        by_group.setdefault(life["group"], []).append(life)
+    found = []
+    for group, group_lives in sorted(by_group.items(), key=lambda kv: str(kv[0])):
+        for i, a in enumerate(group_lives):
+            for b in group_lives[i + 1:]:
+                if b["start"] >= a["last"]:
+                    break  # (sorted by start: this one and every later one began after a's end)
+                same_node = a["node"] == b["node"]
+                if same_node and a["resource"] != b["resource"]:
+                    continue  # a group's resources together on one node: as it should be
+                begin, end = max(a["start"], b["start"]), min(a["last"], b["last"])
+                if end <= begin:
+                    continue
+                found.append({"group": group, "nodes": [a["node"], b["node"]],
+                              "resources": [a["resource"], b["resource"]], "pids": [a["pid"], b["pid"]],
+                              "interval": [round(begin, 3), round(end, 3)], "seconds": round(end - begin, 3),
+                              "kind": "twice on one node" if same_node else "two nodes"})
+    return found
+
+
 def no_double_online(witness_records):
-    found = base.double_online(witness_records)
+    """No group ever certainly ran on two nodes at once (and no resource twice on one node)."""
+    lives = lifetimes(witness_records)
+    found = overlaps(lives)
     return {"valid": not found, "violations": found[:20], "count": len(found),
-            "starts": sum(1 for r in witness_records if r.get("event") == "start")}
+            "starts": len(lives), "died_without_exit": sum(1 for x in lives if not x["ended"])}
 
 
 # -- nothing acknowledged lost ----------------------------------------------------------------
@@ -143,17 +195,20 @@ def quorum_truth(records, nodes, bound):
 def failover_times(witness_records, fault_list):
     """For each fault that took a node away (kill, pause, or a cut that left it in a minority),
     each resource running there at the fault's start: how long until it started elsewhere."""
-    intervals = base.running_intervals(witness_records)
+    by_resource = {}
+    for life in lifetimes(witness_records):
+        by_resource.setdefault(life["resource"], []).append(life)
     out = []
     for f in fault_list:
         victims = set(f.get("victims") or [])
-        for resource, ivs in intervals.items():
-            here = [iv for iv in ivs if iv[0] in victims and iv[2] <= f["start"] and (iv[3] is None or iv[3] > f["start"])]
+        for resource, lives in sorted(by_resource.items(), key=lambda kv: str(kv[0])):
+            here = [x for x in lives if x["node"] in victims and x["start"] <= f["start"] <= x["last"]]
             if not here:
                 continue
-            nxt = min((iv for iv in ivs if iv[0] not in victims and iv[2] > f["start"]), key=lambda iv: iv[2],
-                      default=None)
-            out.append({"fault": f["id"], "kind": f["fault"], "resource": resource, "from": here[0][0],
-                        "to": nxt[0] if nxt else None,
-                        "seconds": round(nxt[2] - f["start"], 2) if nxt else None})
+            nxt = min((x for x in lives if x["node"] not in victims and x["start"] > f["start"]),
+                      key=lambda x: x["start"], default=None)
+            out.append({"fault": f["id"], "kind": f["fault"], "group": here[0]["group"], "resource": resource,
+                        "from": here[0]["node"],
+                        "to": nxt["node"] if nxt else None,
+                        "seconds": round(nxt["start"] - f["start"], 2) if nxt else None})
     return out

@@ -71,7 +71,7 @@ def register(cli, fail):
         for s in SCENARIOS.values():
             why = missing_capability(s)
             need = "root+nft" if s.needs_root else "any user"
-            click.echo(f"{s.name:10} {need:9} {s.nodes} nodes {s.duration:4d} s  {s.description}"
+            click.echo(f"{s.name:17} {need:9} {s.nodes} nodes {s.duration:4d} s  {s.description}"
                        + (f"  [cannot run here: {why}]" if why else ""))
 
     @chaos.command("run")

@@ -3,7 +3,7 @@ import html
 import json
 import os
 
-from ..checkers import running_intervals
+from .checkers import lifetimes
 
 NODE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
 STATE_COLORS = {"quorate": "#7fc97f", "not quorate": "#fdc086", "unreachable": "#bbbbbb", "down": "#444444"}
@@ -45,7 +45,10 @@ def timeline(results, records, witness):
         t0 = min((r["t"] for r in records), default=0.0)
     end = max((r["t"] for r in records), default=t0 + 1) - t0
     nodes = [f"node{i + 1}" for i in range(results.get("nodes", 3))]
-    resources = sorted(running_intervals(witness).items())
+    by_resource = {}
+    for life in lifetimes(witness):
+        by_resource.setdefault(str(life["resource"]), []).append(life)
+    resources = sorted(by_resource.items())
     height = TOP + ROW * (len(nodes) + len(resources)) + 90
     span = max(end, 1.0)
 
@@ -80,9 +83,9 @@ def timeline(results, records, witness):
         y = TOP + ROW * (len(nodes) + row)
         label = results.get("resource_names", {}).get(resource, resource[:8])
         out.append(f'<text x="10" y="{y + 15}">{_e(label)}</text>')
-        for node, _pid, a, b in ivs:
+        for life in ivs:
+            node, a, b = str(life["node"]), life["start"], life["last"]
             color = NODE_COLORS[(int(node[4:]) - 1) % len(NODE_COLORS)] if node[4:].isdigit() else "#999"
-            b = end + t0 if b is None else b
             out.append(f'<rect x="{x(a - t0):.1f}" y="{y + 4}" width="{max(x(b - t0) - x(a - t0), 1):.1f}" '
                        f'height="{ROW - 10}" fill="{color}"><title>{_e(label)} on {_e(node)}</title></rect>')
     y = bottom + 20

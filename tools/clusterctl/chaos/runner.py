@@ -4,6 +4,7 @@ report. Whatever happens (an error, Ctrl-C), every fault is healed and the clust
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -13,12 +14,11 @@ from ..launcher import LocalCluster
 from . import checkers, history, report, schedule
 from .nemesis import Nemesis
 from .sampler import Sampler
-from .scenarios import PROCESS_FAULTS
-from .testcluster import GROUPS, final_state, make_groups, remove
+from .schedule import TOKEN_COEFFICIENT, TOKEN_TIMEOUT, effective_token
+from .testcluster import GROUPS, final_state, make_witnessed_groups, remove
 from .verdicts import CONVERGE_BOUND, evaluate
 from .workload import OP_TIMEOUT, Workload, move_supported
 
-TOKEN_TIMEOUT, TOKEN_COEFFICIENT = 1.0, 0.65
 
 
 class ChaosError(Exception):
@@ -39,22 +39,14 @@ def missing_capability(scenario):
     return None
 
 
-def effective_token(n):
-    return TOKEN_TIMEOUT + max(0, n - 2) * TOKEN_COEFFICIENT
-
-
 def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=print, fence="process"):
     """Run a scenario; write the report into report_dir; return the results dict.
 
     fence "process" (the local launcher's): the leader kills a lost node's daemon and resources.
-    fence "watchdog": it waits the fence delay, and the lost node must stop its resources itself;
-    only for network faults, since a daemon killed or paused on this one host leaves its
-    resources running, which no real host would."""
+    fence "watchdog": it waits the fence delay, and the lost node must stop its resources itself,
+    also when its daemon was killed, paused or hung (the node's own watchdog: issue 11)."""
     n = nodes or scenario.nodes
     steps = schedule.generate(scenario, seed, duration, n, GROUPS)
-    if fence == "watchdog" and any(f in PROCESS_FAULTS for f in scenario.faults):
-        raise ChaosError(f"scenario {scenario.name} kills or pauses daemons: on one host that leaves their "
-                         "resources running, so it needs the process fence (--fence process)")
     why = missing_capability(scenario)
     if why:
         raise ChaosError(why)
@@ -63,9 +55,12 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     except OSError as e:
         raise ChaosError(f"cannot make the report dir {report_dir}: {e.strerror or e}") from None
     paths = {k: os.path.join(report_dir, f) for k, f in
-             (("history", "history.jsonl"), ("witness", "witness.jsonl"), ("final", "final.json"))}
+             (("history", "history.jsonl"), ("witness", "witness.jsonl"), ("final", "final.json"),
+              ("control", "control"))}
     for p in paths.values():
-        if os.path.exists(p):
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
             os.remove(p)
     hist = history.History(paths["history"])
     cluster = LocalCluster(tempfile.mkdtemp(prefix="cd-chaos-", dir="/tmp"))
@@ -79,8 +74,8 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
         for name in [x["name"] for x in cluster.meta()["nodes"]]:
             cluster.start(name)
         cluster.wait_quorate(60)
-        nemesis = Nemesis(cluster, hist, paths["witness"])
-        nemesis.resources = make_groups(cluster, paths["witness"])
+        nemesis = Nemesis(cluster, hist, paths["witness"], paths["control"])
+        nemesis.resources = make_witnessed_groups(cluster, paths["witness"], paths["control"])
         say(f"quorate, {GROUPS} groups online; running the schedule")
         final, timing = asyncio.run(_run(cluster, hist, nemesis, steps, duration, seed, say))
     finally:
@@ -96,12 +91,9 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
     results = evaluate(history.read(paths["history"]), read_witness(paths["witness"]), final,
                        names=[f"node{i + 1}" for i in range(n)], bound=effective_token(n) + tolerance,
                        timing=timing)
-    names = {rid: g for g, rid in nemesis.resources.items()}
-    for f in results["failover_times"]:
-        f["group"] = names.get(f["resource"])
     results.update(scenario=scenario.name, seed=seed, duration=duration, nodes=n, schedule=steps,
                    wall_seconds=round(time.monotonic() - began, 1), tolerance=tolerance,
-                   resource_names=names, fence=fence)
+                   fence=fence)
     report.write(report_dir, results, history.read(paths["history"]), read_witness(paths["witness"]))
     return results
 
@@ -163,7 +155,7 @@ async def converge(sampler, healed):
 
 def _describe(params):
     shown = {k: v for k, v in params.items() if k in ("target", "sides", "minority", "direction", "percent",
-                                                       "group", "owner", "skipped", "bridge")}
+                                                       "group", "owner", "skipped", "bridge", "how", "resource", "seconds")}
     return " ".join(f"{k}={v}" for k, v in shown.items())
 
 

@@ -1,7 +1,10 @@
 """The named scenarios: which faults, how many nodes, whether root is needed."""
 
 PROCESS_FAULTS = ("kill", "pause")  # signals to the daemons: work on the plain loopback cluster
-NETWORK_FAULTS = ("partition-halves", "isolate-leader", "isolate-owner", "bridge", "one-way", "loss")
+DAEMON_FAULTS = ("long-pause", "term-during-start")  # also signals, aimed at an owner
+RESOURCE_FAULTS = ("resource-fail", "slow-start", "stop-ignores-term", "stop-hangs")  # testres.py
+NETWORK_FAULTS = ("partition-halves", "isolate-leader", "isolate-owner", "bridge", "one-way", "loss",
+                  "heartbeat-cut", "raft-cut")
 
 DESCRIBE = {
     "kill": "kill -9 of a node, restarted after the hold",
@@ -12,6 +15,16 @@ DESCRIBE = {
     "bridge": "two halves that both hear one bridge node",
     "one-way": "asymmetric: a node stops hearing everyone (deaf) or being heard (mute)",
     "loss": "random loss of 20-40 % of what one node receives",
+    "resource-fail": "a resource of a group's owner fails its monitor there (exit code, killed, closed port) "
+                     "until healed: past its restart policy, the group fails over",
+    "slow-start": "a group's resource fails once and every start after is healthy only after 2-8 s",
+    "stop-ignores-term": "a group fails over (its g-a fails past its policy) while its g-b ignores SIGTERM "
+                         "for 1-6 s (the stop timeout is 3 s)",
+    "stop-hangs": "a group fails over while its g-b ignores SIGTERM until SIGKILL",
+    "heartbeat-cut": "the owner's heartbeats (UDP) cut both ways, its Raft left connected",
+    "raft-cut": "the owner's Raft (TCP) cut both ways, its heartbeats left flowing",
+    "long-pause": "SIGSTOP of a group owner's daemon for 2-3 fence delays, then SIGCONT",
+    "term-during-start": "SIGTERM of the daemon of a node while it starts a (slow) resource",
 }
 
 
@@ -26,6 +39,10 @@ class Scenario:
         return any(f in NETWORK_FAULTS for f in self.faults)
 
 
+def single(name, duration=60):
+    return Scenario(name, DESCRIBE[name], [name], duration=duration)
+
+
 SCENARIOS = {s.name: s for s in (
     Scenario("smoke", "one kill, one majority/minority partition, one isolated leader (CI, ~90 s)",
              ["kill", "partition-halves", "isolate-leader"], duration=70, fixed=True),
@@ -38,5 +55,9 @@ SCENARIOS = {s.name: s for s in (
     Scenario("bridge", "bridge partitions: two halves sharing one node", ["bridge"], nodes=5),
     Scenario("one-way", "asymmetric one-way cuts", ["one-way"]),
     Scenario("loss", "random packet loss at one node", ["loss"]),
-    Scenario("mixed", "every fault kind, drawn at random", PROCESS_FAULTS + NETWORK_FAULTS),
+    *(single(f) for f in RESOURCE_FAULTS + ("term-during-start", "heartbeat-cut", "raft-cut")),
+    single("long-pause", duration=150),
+    Scenario("resources", "every resource fault, drawn at random", RESOURCE_FAULTS),
+    Scenario("mixed", "every fault kind, drawn at random",
+             PROCESS_FAULTS + DAEMON_FAULTS + RESOURCE_FAULTS + NETWORK_FAULTS),
 )}

@@ -4,6 +4,11 @@ What only the running cluster knows (who leads, who runs a group) is resolved wh
 starts; everything else is drawn here."""
 import random
 
+from clusterd import quorum, timing
+
+from .testcluster import SIBLINGS, STOP_TIMEOUT
+
+TOKEN_TIMEOUT, TOKEN_COEFFICIENT = 1.0, 0.65  # a chaos cluster's corosync-style token settings
 WARMUP = 5.0  # seconds of plain workload before the first fault
 HOLD = (6.0, 12.0)  # how long a fault stays
 RECOVER = (9.0, 13.0)  # the gap after a heal, for restarts, elections and failovers to settle
@@ -12,6 +17,24 @@ FIXED_HOLD, FIXED_RECOVER = (6.0, 9.0), (9.0, 11.0)  # a fixed sequence (smoke) 
 
 class ScheduleError(ValueError):
     pass
+
+
+def effective_token(n):
+    return quorum.effective_token(TOKEN_TIMEOUT, TOKEN_COEFFICIENT, n)
+
+
+def fence_delay(n):
+    """The watchdog fence delay of a chaos cluster of n nodes (its groups: SIBLINGS resources
+    with STOP_TIMEOUT each), by clusterd.timing's formula."""
+    stop_bound = len(SIBLINGS) * (STOP_TIMEOUT + timing.KILL_WAIT)
+    return timing.fence_delay(timing.lease_length(effective_token(n)), stop_bound)
+
+
+def hold_range(fault, n, default):
+    """How long a fault stays: a long pause lasts 2 to 3 fence delays, the rest `default`."""
+    if fault == "long-pause":
+        return 2 * fence_delay(n), 3 * fence_delay(n)
+    return default
 
 
 def params(fault, rng, n, groups):
@@ -31,6 +54,15 @@ def params(fault, rng, n, groups):
         return {"node": rng.choice(nodes), "direction": rng.choice(["deaf", "mute"])}
     if fault == "loss":
         return {"node": rng.choice(nodes), "percent": rng.choice([20, 30, 40])}
+    group = {"group": f"g{rng.randrange(groups)}"}
+    if fault == "resource-fail":
+        return dict(group, how=rng.choice(["exit", "kill", "close_port"]), resource=rng.choice(SIBLINGS))
+    if fault in ("slow-start", "term-during-start"):
+        return dict(group, seconds=round(rng.uniform(2.0, 8.0), 1))
+    if fault == "stop-ignores-term":
+        return dict(group, seconds=round(rng.uniform(1.0, 6.0), 1))
+    if fault in ("stop-hangs", "heartbeat-cut", "raft-cut", "long-pause"):
+        return group
     return {}
 
 
@@ -42,18 +74,21 @@ def generate(scenario, seed, duration, nodes=None, groups=3):
     rng = random.Random(f"{scenario.name}:{seed}:{duration}:{n}")
     steps, t = [], WARMUP
     kinds = list(scenario.faults)
-    hold_range, recover = (FIXED_HOLD, FIXED_RECOVER) if scenario.fixed else (HOLD, RECOVER)
+    holds, recover = (FIXED_HOLD, FIXED_RECOVER) if scenario.fixed else (HOLD, RECOVER)
     while True:
         if scenario.fixed:
             if len(steps) == len(kinds):
                 break
             fault = kinds[len(steps)]
-        else:
-            fault = rng.choice(kinds)
-        hold = round(rng.uniform(*hold_range), 2)
+        else:  # drawn among the kinds whose shortest hold still fits (a long pause may not)
+            fits = [k for k in kinds if t + hold_range(k, n, holds)[0] + recover[0] <= duration]
+            if not fits:
+                break
+            fault = rng.choice(fits)
+        hold = round(rng.uniform(*hold_range(fault, n, holds)), 2)
         if t + hold + recover[0] > duration:
             if scenario.fixed:
-                need = WARMUP + len(kinds) * (hold_range[1] + recover[1])
+                need = WARMUP + len(kinds) * (holds[1] + recover[1])
                 raise ScheduleError(f"scenario {scenario.name} needs a duration of at least {need:.0f} s")
             break
         steps.append({"at": round(t, 2), "fault": fault, "hold": hold, "params": params(fault, rng, n, groups)})
