@@ -7,7 +7,7 @@ import sys
 
 import uvloop
 
-from . import config, domain_methods, group_methods, limits, membership, methods, move_methods, server, xapi  # noqa: F401  (*methods register the API)
+from . import config, domain_methods, group_methods, keeper, limits, membership, methods, move_methods, server, xapi  # noqa: F401  (*methods register the API)
 from .coordinator import Coordinator
 from .executor import Executor
 from .exitprog import ExitPrograms
@@ -30,7 +30,10 @@ async def serve(node, incarnation):
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    executor = Executor(node)
+    # the watchdog fence trusts the node to stop its resources when its lease runs out: the
+    # keeper does it when this daemon cannot (killed, paused, hung); re-attach to a running one
+    link = await keeper.Link.attach(cfg.data_dir, cfg.name) if cfg.fence_agent == "watchdog" else None
+    executor = Executor(node, link)
     tasks = [asyncio.ensure_future(m.run()), asyncio.ensure_future(node.leader_duties()),
              asyncio.ensure_future(_watch_tick_thread(node, stop)), asyncio.ensure_future(executor.run()),
              asyncio.ensure_future(Coordinator(node).run()), asyncio.ensure_future(node.announce()),
@@ -41,7 +44,9 @@ async def serve(node, incarnation):
     log.info("clusterd %s stopping", cfg.name)
     for t in tasks:
         t.cancel()
-    await executor.shutdown()
+    await executor.shutdown()  # everything it runs, in-flight starts included
+    if link is not None:
+        link.release()
     api.close()
     if xapi_runner is not None:
         await xapi_runner.cleanup()

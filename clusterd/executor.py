@@ -63,8 +63,9 @@ def _extract(state, actions, me):
 
 
 class Executor:
-    def __init__(self, node):
+    def __init__(self, node, keeper=None):
         self.node = node
+        self.keeper = keeper  # keeper.Link (the watchdog fence's keeper), or None
         self.me = node.cfg.name
         self.books = {}  # rid -> plan.Entry: everything that may run here
         self.agents = {}  # rid -> the agent instance that manages it
@@ -83,10 +84,14 @@ class Executor:
 
     async def run(self):
         await self._adopt_leftovers()
-        # after a restart: keep what was adopted for one token while heartbeats arrive
-        self.hold_until = time.monotonic() + self.node.membership.effective_token()
+        # after a restart: keep what was adopted while heartbeats arrive, for one token; with a
+        # keeper, only as long as the previous daemon's lease (the keeper stops it after that)
+        self.hold_until = self.keeper.inherited if self.keeper else \
+            time.monotonic() + self.node.membership.effective_token()
         while True:
             timeout = self.step()
+            if self.keeper:
+                await self.keeper.check()
             await self._sleep(timeout)
 
     async def _sleep(self, timeout):
@@ -115,6 +120,8 @@ class Executor:
         """Plan once and carry it out; return how long to sleep before the next step."""
         now = time.monotonic()
         view = self.view()
+        if self.keeper:  # (also while shutting down: this daemon stops what runs itself)
+            self.keeper.renew(view["lease_deadline"])
         self._log_mode(view, now)
         try:
             actions, extras = self.node.replica.read(lambda s: self._plan(s, view, now))

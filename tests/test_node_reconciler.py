@@ -181,7 +181,9 @@ def test_sigterm_of_the_daemon_during_a_start_stops_what_it_started(tmp_path_fac
 @pytest.mark.parametrize("policy", ["stop"])
 def test_a_restarted_daemon_alone_in_a_minority_stops_what_it_adopted(tmp_path_factory, xprocess, policy):
     marker = f"clusterd-adopted-{uuid.uuid4()}"
-    with running_cluster(tmp_path_factory, xprocess, "minority", settings={"no_quorum_policy": policy}) as cluster:
+    # (the process fence: with the watchdog fence's keeper the resource would not outlive the kill)
+    settings = {"no_quorum_policy": policy, "fence_agent": "process"}
+    with running_cluster(tmp_path_factory, xprocess, "minority", settings=settings) as cluster:
         with cluster.client("node1") as c:
             c.Group.create("g")
             c.Group.set_preferred_owners("g", ["node3"])
