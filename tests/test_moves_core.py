@@ -332,21 +332,22 @@ def test_the_live_migration_recipe_is_a_valid_request():
 
 # -- what the executor reads from it ----------------------------------------------------------
 def test_the_executor_plan_carries_the_question_the_properties_and_the_priority():
-    from clusterd import executor
+    from clusterd import executor, plan
+    view = {"ready": True, "quorate": True, "lease_deadline": 2.0, "hold_until": 0.0, "policy": "stop"}
     s = live_world()
     ok(s, "group.online", group="g-web", handle="h-web", owner="node2")
     ok(s, "group.online", group="g-db", handle="h-db", owner="node1")
     assert report(s, "r-pg", "Online", node="node1") == {"ok": None}
     ok(s, "group.move", group="g-db", to="node2", flags=moves.HIGH_PRIORITY_START, properties=VM, handle="m1")
-    source = executor._plan(s, "node1")["g-db"]
-    assert source["question"] == ("m1", 0) and source["move_properties"] == VM
-    assert source["resources"][0]["move_properties"] == {}  # not started with them there
-    assert executor._plan(s, "node2")["g-web"]["question"] is None
+    up = {"r-pg": plan.Entry("g-db", plan.UP, next_monitor=9.0)}
+    source = plan.plan(s, "node1", view, 1.0, up)
+    assert source["g-db"] == plan.Action("ask", "g-db", ("m1", 0))
+    assert executor._extract(s, source, "node1")["g-db"][0] == VM
     assert run(s, "group.move_answer", group="g-db", handle="m1", ask=0, node="node1", answer="ok",
                resources=[]) == {"ok": None}
     assert report(s, "r-pg", "Offline", node="node1") == {"ok": None}
-    plan = executor._plan(s, "node2")
-    dest = plan["g-db"]
-    assert dest["high_priority"] and dest["question"] is None and not plan["g-web"]["high_priority"]
-    assert dest["resources"][0]["move_properties"] == VM
-    assert list(plan) == ["g-web", "g-db"] and executor._start_order(plan) == ["g-db", "g-web"]
+    dest = plan.plan(s, "node2", view, 1.0, {})
+    assert [a.kind for a in dest.values()] == ["start", "start"]
+    assert list(dest) == ["g-db", "g-web"]  # the high-priority start first
+    assert executor._extract(s, dest, "node2")["g-db"]["move_properties"] == VM
+    assert executor._extract(s, dest, "node2")["g-web"]["move_properties"] == {}
