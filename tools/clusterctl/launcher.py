@@ -310,7 +310,9 @@ class LocalCluster:
         return asyncio.run(self.status_async(timeout, groups))
 
     def wait_quorate(self, timeout=30.0):
-        """Until every running node is ready and quorate and the cluster record exists."""
+        """Until every running node is ready and quorate, sees every running node live, and the
+        cluster record exists: a command issued then is placed over the whole cluster, not over
+        the first majority that formed."""
         return asyncio.run(self._wait_quorate(timeout))
 
     async def _wait_quorate(self, timeout):
@@ -324,7 +326,9 @@ class LocalCluster:
                 dead = [n["name"] for n in st["nodes"] if n["name"] in expected and not n["pid"]]
                 if dead:
                     raise LauncherError(f"{dead[0]} exited during start-up:\n{self.log_tail(dead[0])}")
-                if st["cluster"] and running and all(n["is_quorate"] and n.get("ready") for n in running):
+                names = {n["name"] for n in running}
+                if st["cluster"] and running and all(n["is_quorate"] and n.get("ready") and names <= set(n.get("live") or ())
+                                                     for n in running):
                     return st
                 if time.monotonic() > deadline:
                     raise LauncherError(f"the cluster was not quorate within {timeout:.0f} s; "
