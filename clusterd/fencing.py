@@ -59,7 +59,8 @@ async def fence_watchdog(fencer, down):
     membership = fencer.node.membership
     while True:
         bound = fencer.node.replica.read(lambda s: timing.node_stop_bound(s, down))
-        delay = timing.fence_delay(membership.lease_length(), bound)
+        # the lease as long as with `down` counted: a member removed since its last grant got it so
+        delay = timing.fence_delay(membership.lease_length({**fencer.node.members(), down: {}}), bound)
         start = membership.fence_clock_start(down)
         if start is None:
             return False, "this node is no longer the Raft leader"

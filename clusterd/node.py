@@ -270,7 +270,7 @@ class Node:
                 raise ClusterError("HANDLE_INVALID", "host", name)
             if name == self.cfg.name:
                 raise ClusterError("INVALID_VALUE", "name", name, message="the leader cannot remove itself")
-            await self.write("member.remove", name=name)
+            await self.write("member.remove", name=name, agent=self.cfg.fence_agent)
             await self._raft_change("remove", existing[name]["raft"])
 
     async def _raft_change(self, action, addr):
