@@ -150,12 +150,16 @@ def test_failback_to_the_preferred_owner_when_it_comes_back(make_cluster, tmp_pa
     assert double_online(read_witness(witness)) == []
 
 
-def test_removing_an_owner_fences_it_and_its_groups_go_on_elsewhere(make_cluster, tmp_path):
+@pytest.mark.parametrize("fence", ["process", "watchdog"])
+def test_removing_an_owner_fences_it_and_its_groups_go_on_elsewhere(tmp_path_factory, xprocess, tmp_path, fence):
     """Node.remove of a live node that owns groups: its online group restarts on a member only
-    after the removed node is fenced (its process killed), and its offline group comes online
-    on a member, not on the node that is gone."""
-    cluster = make_cluster(3)
-    witness = str(tmp_path / "witness.jsonl")
+    after the removed node is fenced (its process killed, or its lease run out and the fence
+    delay waited), and its offline group comes online on a member, not on the node that is gone."""
+    with running_cluster(tmp_path_factory, xprocess, "remove", settings={"fence_agent": fence}) as cluster:
+        _remove_an_owner(cluster, str(tmp_path / "witness.jsonl"))
+
+
+def _remove_an_owner(cluster, witness):
     leader = cluster.status()["cluster"]["leader"]
     owner = next(n for n in cluster.names() if n != leader)
     with cluster.client(leader) as c:
