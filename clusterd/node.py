@@ -95,6 +95,10 @@ class Node:
             raise ClusterError("CLUSTER_NOT_READY")
         return self.replica.read(fn)
 
+    def first_result(self, rid):
+        """The result the write of this request id got, or None if none applied (db.first_result)."""
+        return self.replica.read(lambda s: db.first_result(s, rid))
+
     def members(self):
         """The members: from the committed database once bootstrapped, else from config."""
         committed = self.replica.read(lambda s: {n: dict(m) for n, m in s["members"].items()})
