@@ -83,3 +83,11 @@ def test_a_retry_gets_its_first_result_past_the_methods_own_reads(cluster):
         assert c.call("Resource.set_properties", "retried-props-r", {"stop_delay": 0.1}, rid=rid) == ""
         c.Resource.delete("retried-props-r")
         assert c.call("Resource.set_properties", "retried-props-r", {"stop_delay": 0.1}, rid=rid) == ""
+
+        c.Resource.create("retried-props", "retried-online-r", "dummy", {})
+        rid = str(uuid.uuid4())
+        op = c.call("Resource.online", "retried-online-r", rid=rid)
+        assert c.Operation.wait(op["handle"], 30)["status"] == "succeeded"
+        assert c.Operation.wait(c.Group.offline("retried-props")["handle"], 30)["status"] == "succeeded"
+        c.Resource.delete("retried-online-r")
+        assert c.call("Resource.online", "retried-online-r", rid=rid) == op
