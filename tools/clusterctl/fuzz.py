@@ -36,7 +36,7 @@ import psutil
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from hypothesis import seed as hypothesis_seed
 
-from clusterd import apidoc, membership, rpc, wire  # noqa: F401  (apidoc imports every method module)
+from clusterd import apidoc, limits, membership, rpc, wire  # noqa: F401  (apidoc imports every method module)
 from clusterd.errors import CODES
 
 ANSWER_TIMEOUT = 10.0  # s: an input not answered in this time counts as unanswered
@@ -309,17 +309,25 @@ def heartbeat_inputs(draw, key, members):
 
 
 # -- driving hypothesis -----------------------------------------------------------------------
-def each(strategy, count, body, seed=None):
-    """Call body(example) for `count` examples of `strategy`: generation only (no shrinking,
-    no example database), so that it runs as a plain loop against a live target."""
-    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def run(example):
-        body(example)
-    if seed is not None:
-        run = hypothesis_seed(seed)(run)
-    run()
+BATCH = 200  # examples generated at a time: past the deadline at most one batch is generated for nothing
+
+
+def each(strategy, count, body, seed=None, over=lambda: False):
+    """Call body(example) for `count` examples of `strategy`, in batches until over() says
+    stop: generation only (no shrinking, no example database), so that it runs as a plain loop
+    against a live target. With a seed, batch k draws from seed + k (the same inputs again)."""
+    for k, done in enumerate(range(0, count, BATCH)):
+        if over():
+            return
+
+        @settings(max_examples=min(BATCH, count - done), database=None, deadline=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(strategy)
+        def run(example):
+            body(example)
+        if seed is not None:
+            run = hypothesis_seed(seed + k)(run)
+        run()
 
 
 # -- the live target --------------------------------------------------------------------------
@@ -333,6 +341,7 @@ class Frames:
 
     def __init__(self, address, timeout):
         self.address, self.timeout, self.sock = address, timeout, None
+        self.used = time.monotonic()  # the last exchange
 
     def _recv(self, n):
         buf = b""
@@ -345,6 +354,7 @@ class Frames:
 
     def exchange(self, data):
         """The answer to one frame: a map, "closed" (the server closed it), or "timeout"."""
+        self.used = time.monotonic()
         if self.sock is None:
             self.sock = socket.create_connection(_host_port(self.address), timeout=self.timeout)
         try:
@@ -437,6 +447,7 @@ class Campaign:
     def __init__(self, cluster, deadline=None):
         self.cluster = cluster
         self.deadline = deadline  # time.monotonic() after which no more inputs are sent
+        self.door_deadline = deadline  # the same, for the door whose turn it is
         self.nodes = [n["name"] for n in cluster.meta()["nodes"]]
         self.result = Result()
         self.stopped = None  # why the campaign stopped early (a crash), or None
@@ -475,7 +486,10 @@ class Campaign:
 
     # -- looking at the target ----------------------------------------------------------------
     def status(self, node):
-        return self.control[node].call("Node.status", session=self.admin[node])
+        control = self.control[node]
+        if time.monotonic() - control.used >= limits.IDLE_TIMEOUT / 2:  # the node closes an idle one:
+            control.close()  # a new connection (the session is the node's, not the connection's)
+        return control.call("Node.status", session=self.admin[node])
 
     def rejected(self):
         """Heartbeat datagrams every node rejected so far, in all."""
@@ -560,17 +574,22 @@ class Campaign:
             self.result.unconfirmed += 1
 
     def over(self):
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.door_deadline is not None and time.monotonic() >= self.door_deadline
 
     # -- the doors --------------------------------------------------------------------------------
     def run(self, counts, seed=None):
-        """counts: {"msgpack": n, "xmlrpc": n, "heartbeat": n}. Stops early at the deadline."""
+        """counts: {"msgpack": n, "xmlrpc": n, "heartbeat": n}. Stops early at the deadline; each
+        door gets an equal share of the time left when its turn comes (so a slow machine still
+        reaches every door)."""
         t0 = time.monotonic()
         turn = iter(range(10**12))
         strategies = {"msgpack": msgpack_inputs, "xmlrpc": xmlrpc_inputs,
                       "heartbeat": lambda _known: heartbeat_inputs(self.key, self.nodes)}
         try:
-            for door, count in counts.items():
+            for i, (door, count) in enumerate(counts.items()):
+                if self.deadline is not None:
+                    now = time.monotonic()
+                    self.door_deadline = now + max(0.0, self.deadline - now) / (len(counts) - i)
                 for k, node in enumerate(self.nodes):  # a node at a time: its sessions are its own
                     def body(inp, node=node, door=door):
                         if self.over() or self.stopped:
@@ -581,7 +600,8 @@ class Campaign:
                             self.stopped = f"{type(e).__name__}: {e}"[:1000]
                     share = count // len(self.nodes) + (k < count % len(self.nodes))
                     if share:
-                        each(strategies[door](self.known[node]), share, body, seed)
+                        each(strategies[door](self.known[node]), share, body, seed,
+                             over=lambda: self.over() or self.stopped)
                     if self.stopped:
                         raise RuntimeError(f"the campaign stopped: {self.stopped}")
             for node in self.nodes:  # at the end: everybody lives, and still sees everybody
