@@ -168,6 +168,19 @@ def test_a_move_question_is_asked_once_the_group_is_settled_and_not_again():
     assert web_plan(s, books=up(*WEB), v=view(answered={("h-move", 1)})) is None
 
 
+def test_a_move_question_is_not_asked_without_the_right_to_run():
+    """The executor cancels an ask in flight that the plan no longer names: without the right,
+    the plan has the group's stops (stop policy) or only its monitors (freeze), never the ask."""
+    s = web()
+    s["groups"]["g-web"]["move"] = {"phase": "asking", "from": ME, "to": "node2", "handle": "h-move", "asks": 1,
+                                    "flags": 0, "properties": {}}
+    assert web_plan(s, books=up(*WEB)).kind == "ask"
+    for lost in (view(quorate=False), view(lease_deadline=NOW), view(ready=False)):
+        kinds = {a.kind for a in plan.plan(s, ME, lost, NOW, up(*WEB)).values()}
+        assert kinds == {"stop"}, (lost, kinds)
+        assert not plan.plan(s, ME, dict(lost, policy="freeze"), NOW, up(*WEB)), lost
+
+
 def test_start_slots_bound_the_groups_that_start_at_once():
     s = web()
     ok(s, "group.online", group="g-db", handle="h-db", owner=ME)
