@@ -189,9 +189,9 @@ class OcfAgent(Agent):
         rec["groups"] = [g for g in rec.get("groups") or () if not process.group_gone(g)] + [ident]
         await self.write_record(rec)
 
-    async def _kill_groups(self, rec):
+    async def _kill_groups(self, rec, wait=KILL_WAIT):
         """SIGKILL the process groups of the recorded starts; True when nothing of them is left."""
-        return await process.kill_groups((rec or {}).get("groups") or ())
+        return await process.kill_groups((rec or {}).get("groups") or (), wait)
 
     async def stop(self, timeout=None):
         """Run `stop` (always: stopping what is not running is a success in OCF), then SIGKILL
@@ -200,13 +200,14 @@ class OcfAgent(Agent):
         with it the witness stop line, goes only when the script confirmed and the groups are
         gone."""
         timeout = self.stop_timeout if timeout is None else float(timeout)
+        bound = time.monotonic() + timeout + KILL_WAIT  # (the action's own kill wait counts in it)
         rec = self.read_record()
         outcome, result = await self._act("stop", timeout, rec is not None)
         if outcome.kind == "cannot_run" and rec is None:
             return offline("not started here, and the script cannot run")
         if rec is None:
             return result
-        killed = await self._kill_groups(rec)
+        killed = await self._kill_groups(rec, max(0.0, bound - time.monotonic()))
         if result.state != OFFLINE:
             return failed(result.severity or SOFT, f"{result.detail}; SIGKILL of its starts' process groups "
                                                    + ("done" if killed else "left processes running"))
