@@ -183,9 +183,9 @@ class Executor:
         ctx.move_properties = dict(r.get("move_properties") or {})  # the move that brought it here
         return agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, ctx)
 
-    def may_start_now(self):
-        v = self.view()
-        return plan.right_to_start(v, time.monotonic()) or (v["policy"] == "ignore" and v["ready"] and not self.shutting_down)
+    def may_start_now(self, gid):
+        view = self.view()
+        return self.node.replica.read(lambda s: plan.may_start(s, self.me, view, time.monotonic(), gid))
 
     async def _do_start(self, key, rid, r):
         previous = self.books.get(rid)
@@ -194,7 +194,7 @@ class Executor:
             if plan.right_to_start(self.view(), time.monotonic()):
                 if not await self._report(rid, "OnlinePending", None, restarted=restarted):
                     return  # refused: start nothing (held for RETRY)
-            if not self.may_start_now():  # the instant before the start
+            if not self.may_start_now(key):  # the instant before the start
                 return
             agent = self.agents[rid] = self._agent(r)
             self.books[rid] = Entry(group=key, phase=STARTING, busy="start")

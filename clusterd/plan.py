@@ -20,8 +20,10 @@ report), except a stop, which always runs to its end. Keys run side by side.
 
 The right to start (DESIGN.md invariant 3): the group's owner in the committed state is this
 node, its persistent state online, and this node ready, quorate and holding its lease at
-`now`. Without it, the no-quorum policy: "stop" stops every resource of the node (dependents
-first), "freeze" keeps what runs and starts nothing, "ignore" goes on as if it had it.
+`now`; the executor asks `may_start` again at the instant before each agent start (the plan
+may be older by an await). Without it, the no-quorum policy: "stop" stops every resource of
+the node (dependents first), "freeze" keeps what runs and starts nothing, "ignore" goes on as
+if it had it.
 No I/O, no clock, no agents: table and property tests drive it (tests/test_plan_core.py).
 """
 import dataclasses
@@ -67,6 +69,14 @@ def mode(view, now):
     if now < view.get("hold_until", 0.0):
         return "freeze"
     return {"stop": "stop", "freeze": "freeze", "ignore": "run"}[view["policy"]]
+
+
+def may_start(state, me, view, now, gid):
+    """The whole right to start a resource of group gid, at the instant before the start: the
+    group's owner in the committed state is me, its persistent state online, and the mode
+    "run" (the right to start, or the ignore policy)."""
+    g = state["groups"].get(gid) if state is not None and view["ready"] else None
+    return bool(g and g["owner"] == me and g["persistent_state"] == "online" and mode(view, now) == "run")
 
 
 def plan(state, me, view, now, running):

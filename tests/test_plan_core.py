@@ -181,6 +181,23 @@ def test_a_move_question_is_not_asked_without_the_right_to_run():
         assert not plan.plan(s, ME, dict(lost, policy="freeze"), NOW, up(*WEB)), lost
 
 
+def test_the_right_at_the_instant_before_a_start_is_the_whole_right():
+    """What the executor asks just before an agent start (the plan may be older than that)."""
+    s = web()
+    assert plan.may_start(s, ME, view(), NOW, "g-web")
+    assert plan.may_start(s, ME, view(quorate=False, policy="ignore"), NOW, "g-web")  # ignore: runs regardless
+    moved = web()
+    moved["groups"]["g-web"]["owner"] = "node2"  # a failover committed meanwhile
+    offline = web()
+    offline["groups"]["g-web"]["persistent_state"] = "offline"
+    for state, v, now in ((moved, view(), NOW), (offline, view(), NOW), (s, view(quorate=False), NOW),
+                          (s, view(), NOW + 1.0), (s, view(ready=False), NOW), (None, view(), NOW),
+                          (s, view(quorate=False, policy="freeze"), NOW),
+                          (s, view(quorate=False, policy="ignore", hold_until=NOW + 1), NOW)):
+        assert not plan.may_start(state, ME, v, now, "g-web"), (v, now)
+    assert not plan.may_start(s, ME, view(), NOW, "g-gone")
+
+
 def test_start_slots_bound_the_groups_that_start_at_once():
     s = web()
     ok(s, "group.online", group="g-db", handle="h-db", owner=ME)
@@ -239,6 +256,7 @@ def test_no_start_is_planned_without_the_whole_right_to_run(w, v, books, dt):
         g = s["groups"][key]
         assert g["owner"] == ME and g["persistent_state"] == "online"
         assert v["ready"] and v["quorate"] and now < v["lease_deadline"]
+        assert plan.may_start(s, ME, v, now, key)  # the executor's check at the instant agrees
         if a.target not in books:  # (a start in flight goes on; this is about new ones)
             assert v["held"].get(a.target, 0) <= now
 
