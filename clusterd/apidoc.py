@@ -238,6 +238,9 @@ AGENT_PROPERTIES: dict[str, dict[str, str]] = {
         "not_now_file": "absolute path: not_now while the file exists",
         "reject_move": "flag: prepare_move rejects a move (the group stays, no failure counted)",
         "reject_move_file": "absolute path: reject_move while the file exists",
+        "crash": "flag: every agent call raises (an agent bug; the node counts it a failure, keeps the resource "
+                 "in its books)",
+        "crash_file": "absolute path: crash while the file exists",
         "witness": "an absolute path: one JSON line per start and stop",
     },
 }

@@ -46,6 +46,13 @@ def _create_time(pid):
         return None
 
 
+def _raised(agent, call, e, severity=agents.SOFT):
+    """An agent call that raised (an agent bug) as the failure it is: the resource may be in any
+    state, so it stays in the books and is stopped (a stop that raised is retried as a kill)."""
+    log.error("resource %s: %s raised %r", agent.name, call, e, exc_info=e)
+    return agents.Result(agents.FAILED, detail=f"{call} raised {e.__class__.__name__}: {e}", severity=severity)
+
+
 def _extract(state, actions, me):
     """What the actions need of the committed state, copied so they can run without the lock."""
     out = {}
@@ -205,6 +212,8 @@ class Executor:
         except asyncio.CancelledError:
             self.books[rid] = Entry(group=key, phase=UNKNOWN)  # whatever it left is stopped next
             raise
+        except Exception as e:
+            result = _raised(agent, "start", e)
         self.results[rid] = result
         if result.state == agents.ONLINE:
             self.books[rid] = Entry(group=key, phase=UP, next_monitor=time.monotonic() + r["monitor_interval"])
@@ -233,7 +242,10 @@ class Executor:
                                            max(0.0, self.node.lease_deadline() - time.monotonic()))
                 except asyncio.TimeoutError:
                     pass
-            result = await (agent.kill() if kill else agent.stop())
+            try:
+                result = await (agent.kill() if kill else agent.stop())
+            except Exception as exc:  # it may still run: a failed stop (retried as a kill)
+                result = _raised(agent, "kill" if kill else "stop", exc, agents.HARD)
         finally:
             e.busy = None
         if result.state == agents.OFFLINE:
@@ -270,6 +282,8 @@ class Executor:
         agent, last = self.agents[rid], self.results.get(rid)
         try:
             result = await agent.monitor()
+        except Exception as exc:
+            result = _raised(agent, "monitor", exc)
         finally:
             e.busy = None
             e.next_monitor = time.monotonic() + (interval or plan.ADOPTED_MONITOR_INTERVAL)
@@ -297,9 +311,12 @@ class Executor:
         for rid in order:
             if rid in self.books and self.books[rid].phase == UP:
                 agent = self.agents[rid]
-                try:  # an agent that cannot say in time says "not now"
+                try:  # an agent that cannot say in time, or at all, says "not now"
                     answers[agent.name] = await asyncio.wait_for(agent.prepare_move(properties), PREPARE_MOVE_TIMEOUT)
                 except asyncio.TimeoutError:
+                    answers[agent.name] = agents.MOVE_NOT_NOW
+                except Exception as exc:
+                    _raised(agent, "prepare_move", exc)
                     answers[agent.name] = agents.MOVE_NOT_NOW
         worst = next((a for a in (agents.MOVE_REJECT, agents.MOVE_NOT_NOW) if a in answers.values()), agents.MOVE_OK)
         try:
@@ -344,7 +361,10 @@ class Executor:
     async def _adopt_leftovers(self):
         for resource in agents.leftovers(self.node.cfg.data_dir):
             agent = agents.create(resource, self.ctx())
-            result = await agent.adopt()
+            try:
+                result = await agent.adopt()
+            except Exception as e:  # it may run: stopped next (UNKNOWN)
+                result = _raised(agent, "adopt", e, agents.HARD)
             if result is None:
                 continue
             rid = resource["id"]

@@ -844,8 +844,19 @@ def test_dummy_injected_failures(ctx, tmp_path):
         assert (await a.monitor()).state == "online"
         fail_file.write_text("n1\n")
         assert (await a.monitor()).state == "failed"
+        fail_file.write_bytes(b"\xff\xfe n2\n")  # not UTF-8: read all the same, names n2 only
+        assert (await a.monitor()).state == "online"
         fail_file.unlink()
         assert (await a.monitor()).state == "online"
+
+        crash_file = tmp_path / "crash"
+        c = DummyAgent(resource("f", "dummy", crash_file=str(crash_file)), ctx)
+        crash_file.write_text("")
+        for call in (c.start, c.monitor, c.stop, lambda: c.prepare_move({})):
+            with pytest.raises(RuntimeError, match="injected crash"):
+                await call()
+        crash_file.unlink()
+        assert (await c.monitor()).state == "online"
 
         os.unlink(os.path.join(ctx.resources_dir, "f.json"))  # its state vanishes under it
         assert (await a.monitor()).state == "failed"
