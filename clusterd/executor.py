@@ -84,6 +84,7 @@ class Executor:
         self.hold_until = 0.0
         self.shutting_down = False
         self._lost = False
+        self._broken = set()  # the groups whose data the plan could not read, as last logged
         self.wake = asyncio.Event()
 
     def ctx(self):
@@ -132,6 +133,10 @@ class Executor:
         self._log_mode(view, now)
         try:
             actions, extras = self.node.replica.read(lambda s: self._plan(s, view, now))
+        except Exception:  # the committed state cannot be read at all: plan without it
+            log.exception("no plan from the committed state: keeping what runs while the right holds")
+            actions, extras = plan.plan(None, self.me, view, now, self.books), {}
+        try:
             self._carry_out(actions, extras)
         except Exception:
             log.exception("executor step failed")
@@ -139,8 +144,21 @@ class Executor:
         return TICK if wake is None else max(0.0, min(TICK, wake - time.monotonic()))
 
     def _plan(self, state, view, now):
-        actions = plan.plan(state, self.me, view, now, self.books)
-        return actions, _extract(state, actions, self.me)
+        errors = []
+        actions = plan.plan(state, self.me, view, now, self.books, errors)
+        broken = {gid for gid, _ in errors}
+        if broken != self._broken:
+            for gid, e in errors:
+                log.error("group %s: its data cannot be planned (%r): its resources are stopped", gid, e)
+            self._broken = broken
+        extras = {}
+        for key, action in list(actions.items()):
+            try:
+                extras.update(_extract(state, {key: action}, self.me))
+            except Exception:
+                log.exception("%s: %s of %s dropped (its data cannot be read)", key, action.kind, action.target)
+                del actions[key]
+        return actions, extras
 
     def _log_mode(self, view, now):
         lost = not plan.right_to_start(view, now) and now >= view["hold_until"] and not self.shutting_down

@@ -79,21 +79,35 @@ def may_start(state, me, view, now, gid):
     return bool(g and g["owner"] == me and g["persistent_state"] == "online" and mode(view, now) == "run")
 
 
-def plan(state, me, view, now, running):
+def _high_priority(g, me):
+    try:
+        return moves.high_priority_on(g, me)
+    except Exception:  # (a malformed move: its group is planned as broken below)
+        return False
+
+
+def plan(state, me, view, now, running, errors=None):
+    """errors: a list to which (gid, exception) is added for each group whose data the plan
+    cannot read; such a group's resources are planned as orphans (stopped), so one group's data
+    never keeps the node from planning the others, nor from stopping everything."""
     m = mode(view, now)
     actions = {}
     owned = {} if state is None or not view["ready"] else \
-        {gid: g for gid, g in state["groups"].items() if g["owner"] == me and g["resources"]}
+        {gid: g for gid, g in state["groups"].items() if isinstance(g, dict) and g.get("owner") == me and g.get("resources")}
     ours = set()
     starting_groups = {e.group for e in running.values() if e.phase == STARTING}
     slots = view.get("start_slots", 256) - len(starting_groups)
-    order = [gid for gid, g in owned.items() if moves.high_priority_on(g, me)] + \
-        [gid for gid, g in owned.items() if not moves.high_priority_on(g, me)]
+    order = sorted(owned, key=lambda gid: not _high_priority(owned[gid], me))  # (stable: high priority first)
     for gid in order:
         g = owned[gid]
-        ours.update(g["resources"])
-        action = _group_action(state, g, me, view, now, running, m, may_start=slots > 0 or gid in starting_groups
-                               or moves.high_priority_on(g, me))
+        try:
+            action = _group_action(state, g, me, view, now, running, m, may_start=slots > 0 or gid in starting_groups
+                                   or _high_priority(g, me))
+            ours.update(g["resources"])
+        except Exception as e:
+            if errors is not None:
+                errors.append((gid, e))
+            continue
         if action is not None:
             actions[gid] = action
             if action.kind == "start" and gid not in starting_groups:
@@ -125,7 +139,14 @@ def next_wake(view, now, running):
 def _live_dependents(state, rid, live):
     """The live resources that depend on rid, as far as the state (even a stale one) knows."""
     res = state["resources"] if state is not None else {}
-    return [d for d in live if d != rid and rid in res.get(d, {}).get("dependencies", ())]
+    out = []
+    for d in live:
+        try:
+            if d != rid and rid in res.get(d, {}).get("dependencies", ()):
+                out.append(d)
+        except (AttributeError, TypeError):  # its data cannot say: not a dependent
+            pass
+    return out
 
 
 def _stop_action(key, rid, e, now):

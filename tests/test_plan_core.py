@@ -198,6 +198,25 @@ def test_the_right_at_the_instant_before_a_start_is_the_whole_right():
     assert not plan.may_start(s, ME, view(), NOW, "g-gone")
 
 
+def test_one_groups_unreadable_data_neither_stops_the_plan_nor_keeps_its_resources_running():
+    """A group whose data the plan cannot read (here it names a resource the state does not
+    have): the other groups are planned as ever, its live resources are stopped as orphans, and
+    the group is named in errors; without the right, everything stops all the same."""
+    s = web()
+    ok(s, "group.online", group="g-db", handle="h-db", owner=ME)
+    s["groups"]["g-db"]["resources"].append("r-missing")
+    books = {**up(*WEB), **up("r-pg", group="g-db")}
+    errors = []
+    actions = plan.plan(s, ME, view(), NOW, books, errors)
+    assert [gid for gid, _ in errors] == ["g-db"] and isinstance(errors[0][1], KeyError)
+    assert actions[("orphan", "r-pg")] == Action("stop", ("orphan", "r-pg"), "r-pg")
+    healthy = web()
+    ok(healthy, "group.online", group="g-db", handle="h-db", owner=ME)
+    assert actions.get("g-web") == plan.plan(healthy, ME, view(), NOW, books).get("g-web")
+    stops, others = drain(s, view(quorate=False), books)
+    assert set(stops) == {*WEB, "r-pg"} and others == []
+
+
 def test_start_slots_bound_the_groups_that_start_at_once():
     s = web()
     ok(s, "group.online", group="g-db", handle="h-db", owner=ME)
