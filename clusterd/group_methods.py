@@ -87,7 +87,7 @@ async def group_create(call, name):
 @rpc("Group.delete", role=OP, params=(GROUP, ("force", "bool")))
 async def group_delete(call, group, force):
     rid = call.rid or str(uuid.uuid4())  # over XML-RPC a call has none: the two steps share a fresh one
-    if force:  # offline first, so that nothing keeps running what is deleted
+    if force and not call.answered():  # offline first, so that nothing keeps running what is deleted
         g = call.node.read(lambda s: group_view(s, _group(s, group)))
         if g["persistent_state"] == "online" and not g["special"]:
             op = await call.node.write("group.offline", rid=f"{rid}-offline", group=group,
@@ -182,8 +182,9 @@ async def resource_set_properties(call, resource, properties):
     def now(s):
         r = _resource(s, resource)
         return r["type"], dict(r["properties"])
-    type_name, current = call.node.read(now)
-    _check_properties(call, "Resource.set_properties", type_name, properties, current)
+    if not call.answered():
+        type_name, current = call.node.read(now)
+        _check_properties(call, "Resource.set_properties", type_name, properties, current)
     await call.node.write("resource.set", rid=call.rid, resource=resource, properties=properties)
     return ""
 
@@ -220,9 +221,9 @@ async def resource_move_to_group(call, resource, group):
 
 @rpc("Resource.online", role=OP, params=(RESOURCE,))
 async def resource_online(call, resource):
-    group = call.node.read(lambda s: _resource(s, resource)["group"])
+    owner = None if call.answered() else _owner_for(call, call.node.read(lambda s: _resource(s, resource)["group"]))
     return await call.node.write("resource.online", rid=call.rid, resource=resource, handle=str(uuid.uuid4()),
-                                 owner=_owner_for(call, group))
+                                 owner=owner)
 
 
 @rpc("Resource.offline", role=OP, params=(RESOURCE,))
