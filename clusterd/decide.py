@@ -111,7 +111,8 @@ def _drain(step, name, rec):
     """Where each group of a draining node goes. Without CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_
     ON_MOVE_ERROR (0x1) a group moves anyway (ApiPauseNodeEx): placement without its policy when
     the policy leaves no node, and a move that does not ask its resources (a locked resource or
-    one that rejects the move does not keep it), as CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS."""
+    one that rejects the move does not keep it), as CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS.
+    With 0x1 the moves ask the resources, and a group they refuse stays (mover.py: kept)."""
     s = step.s
     remain = rec["flags"] & pause.REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR
     flags = 0 if remain else moves.IGNORE_RESOURCE_STATUS

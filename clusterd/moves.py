@@ -58,6 +58,12 @@ FORMATS = {"CLUSPROP_FORMAT_DWORD": "dword", "CLUSPROP_FORMAT_LONG": "long", "CL
 MAX_PROPERTIES = 64
 MAX_NAME = 256
 MAX_TEXT = 4096
+REJECTED = "rejected"  # how the error of a move begins that the group's own resources refused
+
+
+def rejected_by_resources(error):
+    """Whether a move ended this way because a resource of the group refused it (it stays)."""
+    return isinstance(error, str) and error.startswith(REJECTED)
 
 PHASES = ("asking", "queued", "stopping", "starting", "undoing", "returning")
 SOURCE_PHASES = ("asking", "queued", "stopping", "returning")  # the phases in which `from` owns it
@@ -320,10 +326,10 @@ def _group_move_answer(state, cmd):
     elif answer == "not_now" and m["flags"] & QUEUE_ENABLED:
         m["phase"], m["queued_at"] = "queued", cmd["at"]
     elif answer == "not_now":
-        end_move(state, g, "failed", f"rejected: a move is not possible now ({who}); "
+        end_move(state, g, "failed", f"{REJECTED}: a move is not possible now ({who}); "
                                  "CLUSAPI_GROUP_MOVE_QUEUE_ENABLED would queue it")
     elif answer == "reject":
-        end_move(state, g, "failed", f"rejected by a resource of the group ({who}); the group stays on the source")
+        end_move(state, g, "failed", f"{REJECTED} by a resource of the group ({who}); the group stays on the source")
     else:
         return failure("ERROR_INVALID_PARAMETER", str(answer))
     return ok()

@@ -170,3 +170,63 @@ def test_a_hostile_exit_request_field_is_refused_and_the_daemon_keeps_serving(cl
         resp = c.request({"method": "Domain.delete", "args": ["nope"], "session": c.session, "exit_request": value})
         assert resp["error"]["code"] == "FIELD_TYPE_ERROR" and resp["error"]["params"] == ["exit_request"]
         assert c.Node.status()["name"] == "node3"
+
+
+def drained(c, node):
+    return wait_for(lambda: (lambda r: r if r["drain_status"] != "InProgress" else None)(
+        c.Node.get_pause_record(node)), timeout=90, what=f"the drain of {node} ended")
+
+
+def groups_that_refuse_a_move(c, prefix, node):
+    """Two groups online on `node`: one whose resource is locked there, one whose resource rejects
+    the move there (dummy agent properties `locked` and `reject_move`, true on `node` only)."""
+    for kind in ("locked", "reject_move"):
+        name = f"{prefix}-{kind}"
+        c.Group.create(name)
+        c.Resource.create(name, f"{name}-r", "dummy", {kind: [node]})
+        c.Group.set_preferred_owners(name, [node])
+        c.Group.online(name)
+    wait_for(lambda: all((g["owner"], g["state"]) == (node, "Online") for g in c.Group.get_all_records()
+                         if g["name"].startswith(prefix)), timeout=60, what=f"{prefix} groups online on {node}")
+    wait_for(lambda: c.Group.get_record(f"{prefix}-locked")["locked"], what="the lock reported")
+    return [f"{prefix}-locked", f"{prefix}-reject_move"]
+
+
+def test_a_drain_without_0x1_moves_a_locked_group_and_one_that_rejects_the_move_anyway(cluster):
+    """ApiPauseNodeEx: "If a preference, limitation, or other policy would prevent the server from
+    moving the group such that a call to ApiMoveGroup or ApiMoveGroupEx would fail, then unless the
+    CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR flag is set in the dwPauseFlags parameter,
+    the server MUST move the group to a different node anyway". A plain move of either group fails
+    (locked: ERROR_CLUSTER_RESOURCE_LOCKED_STATUS; rejected by its resource); a flags-0 drain moves
+    both, as a move with CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS would."""
+    with cluster.client("node1") as c:
+        names = groups_that_refuse_a_move(c, "dl", "node3")
+        e = refusal(c.Group.move, names[0], "node1", 0, {})
+        assert e.code == "ERROR_CLUSTER_RESOURCE_LOCKED_STATUS"
+        op = c.Group.move(names[1], "node1", 0, {})
+        assert c.Operation.wait(op["handle"], 30.0)["status"] == "failed"  # the resource rejected it
+        assert c.Group.get_record(names[1])["owner"] == "node3"
+        try:
+            assert c.Node.pause("node3", True, 0)["code"] == 0x3E5
+            rec = drained(c, "node3")
+            assert rec["drain_status"] == "Completed" and rec["groups"] == 0, rec
+            wait_for(lambda: all(g["owner"] in ("node1", "node2") and g["state"] == "Online"
+                                 for g in map(c.Group.get_record, names)), timeout=60, what="both online elsewhere")
+        finally:
+            c.Node.resume("node3", "none")
+
+
+def test_a_drain_with_0x1_leaves_a_locked_group_and_one_that_rejects_the_move_where_they_are(cluster):
+    """ApiPauseNodeEx: dwPauseFlags "can be set to CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR
+    (0x00000001), indicating that the server MUST allow a group to remain on the node designated by
+    the hNode parameter if policies prohibit moving the group to any other nodes". With 0x1 both
+    groups stay, still Online, and the drain completes with them kept."""
+    with cluster.client("node1") as c:
+        names = groups_that_refuse_a_move(c, "dk", "node2")
+        try:
+            assert c.Node.pause("node2", True, 1)["code"] == 0x3E5
+            rec = drained(c, "node2")
+            assert rec["drain_status"] == "Completed" and rec["kept"] == 2, rec
+            assert [(g["owner"], g["state"]) for g in map(c.Group.get_record, names)] == [("node2", "Online")] * 2
+        finally:
+            c.Node.resume("node2", "none")
