@@ -22,8 +22,12 @@ a committed command, so a new leader or a restarted daemon resumes where things 
               way: the group did not reach its state on the destination); failing there too,
               the normal policy takes over.
 
-A group that runs nothing when the move is accepted is handed over at once. If the group's
-owner changes under a move (a failover after fencing), the leader abandons the move.
+A destination that is down or paused when the hand-over is due gets nothing: the move fails and
+the group stays on the source, which brings it back to its persistent state (a queued move
+waits while its destination is not Up; a return to a source that is not Up any more is left
+to the failure policy). A group that runs nothing when the move is accepted is handed over at
+once. If the group's owner changes under a move (a failover after fencing), the leader abandons
+the move.
 """
 import math
 
@@ -31,7 +35,7 @@ from .db import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, wanted_resources  # noqa: F401
-from .pause import node_record
+from .pause import node_record, node_state
 
 IGNORE_RESOURCE_STATUS = 0x1  # CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS
 RETURN_TO_SOURCE_NODE_ON_ERROR = 0x2  # CLUSAPI_GROUP_MOVE_RETURN_TO_SOURCE_NODE_ON_ERROR
@@ -243,8 +247,12 @@ def _reached(state, g):
 def _hand_over(state, g):
     """The source runs nothing of the group any more: the destination owns it now."""
     m = g["move"]
-    if m["to"] not in state["view"]["live"]:
+    if node_state(state, m["to"]) == "Down":
         end_move(state, g, "failed", "the destination went down before the hand-over; the group stays on the source")
+        return
+    if node_state(state, m["to"]) == "Paused":  # ApiPauseNodeEx: a paused node takes no group
+        end_move(state, g, "failed", "ERROR_CLUSTER_NODE_PAUSED: the destination was paused before the hand-over; "
+                                     "the group stays on the source")
         return
     g["owner"], m["phase"] = m["to"], "starting"
     owner_changed(g, m["to"])  # a recovery domain's backup that takes over becomes primary
@@ -271,9 +279,10 @@ def _progress(state, g):
         elif _reached(state, g):
             end_move(state, g, "succeeded")
     elif phase == "undoing" and g["owner"] == m["to"] and not _running(state, g):
-        if m["from"] is None or m["from"] not in state["view"]["live"]:
+        if m["from"] is None or node_state(state, m["from"]) != "Up":
             g["failover_wanted"] = True
-            end_move(state, g, "failed", "the group failed on the destination and the source is down")
+            end_move(state, g, "failed", "the group failed on the destination and the source is "
+                                         f"{'down' if m['from'] is None else node_state(state, m['from']).lower()}")
             return
         g["owner"], m["phase"] = m["from"], "returning"
         _clear_failures(state, g)
@@ -337,12 +346,13 @@ def _group_move_answer(state, cmd):
 
 @handler("group.move_retry", needs=_needs_the_move)
 def _group_move_retry(state, cmd):
-    """The leader asks a queued move's resources again (while the destination is Up)."""
+    """The leader asks a queued move's resources again (while the destination is Up: live and
+    not paused)."""
     g = find_group(state, cmd["group"])
     m = g["move"]
     if m["phase"] != "queued":
         return failure("ERROR_INVALID_STATE", g["name"], message="the move is not queued")
-    if m["to"] in state["view"]["live"]:
+    if node_state(state, m["to"]) == "Up":
         m["phase"], m["asks"] = "asking", m["asks"] + 1
     else:
         m["queued_at"] = cmd["at"]

@@ -51,6 +51,29 @@ def test_group_move_to_a_paused_node_is_refused_with_no_change(cluster):
                  timeout=60, what="pm online on node2")
 
 
+def test_a_destination_paused_after_the_move_was_accepted_gets_no_hand_over(cluster):
+    """ApiPauseNodeEx suspends "group ownership" on a paused node; MoveClusterGroupEx: after
+    ERROR_IO_PENDING the move "could fail, in that the group cannot reach its persistent state on
+    the target node", and the cluster brings the group to its persistent state by its policies.
+    A destination paused while the source stops the group gets no hand-over: the move fails with
+    ERROR_CLUSTER_NODE_PAUSED in its error and the group is Online again on its source."""
+    with cluster.client("node1") as c:
+        c.Group.create("pl")
+        c.Resource.create("pl", "pl-r", "dummy", {"stop_delay": 3})
+        c.Group.set_preferred_owners("pl", ["node1"])
+        c.Group.online("pl")
+        wait_for(lambda: c.Group.get_record("pl")["state"] == "Online", what="pl online")
+        op = c.Group.move("pl", "node2", 0, {})
+        assert op["code"] == 0x3E5
+        c.Node.pause("node2", False, 0)  # the source is still stopping (stop_delay 3 s)
+        try:
+            end = c.Operation.wait(op["handle"], 60.0)
+            assert end["status"] == "failed" and end["error"].startswith("ERROR_CLUSTER_NODE_PAUSED"), end
+            wait_for(lambda: (lambda g: g["owner"] == "node1" and g["state"] == "Online")(c.Group.get_record("pl")),
+                     timeout=60, what="pl online on node1 again")
+        finally:
+            c.Node.resume("node2", "none")
+
 def test_group_online_brings_every_resource_online_and_offline_every_one_offline(cluster):
     """MS-CMRP groups: "Online: Bringing a group online consists of bringing all the resources in a
     group to their online state." "Offline: Bringing a group offline consists of bringing all the

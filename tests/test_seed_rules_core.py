@@ -38,6 +38,64 @@ def test_a_move_to_a_paused_node_is_refused_with_node_paused_0x13ce(by_cluster):
     assert ok(s, "group.move", group="g-web", to="node2", flags=0, properties={}, handle="m1")["code"] == 0x3E5
 
 
+
+def stopping_for_a_move(flags=0):
+    """web on node1, accepted for a move to node2 and stopping on node1 (the hand-over is next)."""
+    s = web_world()
+    assert ok(s, "group.move", group="g-web", to="node2", flags=flags, properties={}, handle="m1")["code"] == 0x3E5
+    if not flags & moves.IGNORE_RESOURCE_STATUS:
+        ok(s, "group.move_answer", group="g-web", handle="m1", ask=0, node="node1", answer="ok", resources=[])
+    return s
+
+
+def test_a_destination_paused_after_the_move_was_accepted_gets_no_hand_over():
+    """ApiPauseNodeEx suspends "group ownership" on a paused node, so the group is not handed to a
+    destination paused after MoveClusterGroupEx accepted the move. MoveClusterGroupEx: the move
+    "could fail, in that the group cannot reach its persistent state on the target node"; the
+    cluster then brings the group to its persistent state by its policies. The move fails with
+    ERROR_CLUSTER_NODE_PAUSED in its error and the group starts again on its source, as when the
+    destination goes down before the hand-over."""
+    s = stopping_for_a_move()
+    ok(s, "node.pause", node="node2", drain=False, flags=0)
+    for rid in ("r-cache", "r-httpd", "r-ip"):
+        report(s, rid, "Offline")
+    g, op = s["groups"]["g-web"], s["operations"]["m1"]
+    assert g["owner"] == "node1" and g.get("move") is None
+    assert op["status"] == "failed" and op["error"].startswith("ERROR_CLUSTER_NODE_PAUSED"), op
+    assert groups.wanted_resources(s, g) == {"r-ip", "r-httpd", "r-cache"}  # back to its state on the source
+
+
+def test_a_queued_move_is_not_asked_again_while_its_destination_is_paused():
+    """A queued move (CLUSAPI_GROUP_MOVE_QUEUE_ENABLED) waits while its destination is not Up:
+    paused as well as down (the group would not be handed to it)."""
+    s = web_world()
+    ok(s, "group.move", group="g-web", to="node2", flags=moves.QUEUE_ENABLED, properties={}, handle="m1")
+    ok(s, "group.move_answer", group="g-web", handle="m1", ask=0, node="node1", answer="not_now", resources=[])
+    ok(s, "node.pause", node="node2", drain=False, flags=0)
+    ok(s, "group.move_retry", group="g-web", handle="m1", at=2_000_000_000.0)
+    m = s["groups"]["g-web"]["move"]
+    assert (m["phase"], m["queued_at"]) == ("queued", 2_000_000_000.0)
+    ok(s, "node.resume", node="node2", failback="none")
+    ok(s, "group.move_retry", group="g-web", handle="m1")
+    assert s["groups"]["g-web"]["move"]["phase"] == "asking"
+
+
+def test_a_move_returning_to_a_source_paused_meanwhile_is_left_to_the_policy():
+    """CLUSAPI_GROUP_MOVE_RETURN_TO_SOURCE_NODE_ON_ERROR returns the group to its source after a
+    failure on the destination; a source paused since takes no group (ApiPauseNodeEx), so, as
+    with a source that is down, the move fails and the failure policy places the group."""
+    s = stopping_for_a_move(flags=moves.RETURN_TO_SOURCE_NODE_ON_ERROR)
+    for rid in ("r-cache", "r-httpd", "r-ip"):
+        report(s, rid, "Offline")
+    assert s["groups"]["g-web"]["owner"] == "node2"
+    ok(s, "node.pause", node="node1", drain=False, flags=0)
+    report(s, "r-ip", "Failed", node="node2")
+    for rid in ("r-cache", "r-httpd"):
+        report(s, rid, "Offline", node="node2")
+    g, op = s["groups"]["g-web"], s["operations"]["m1"]
+    assert g["owner"] == "node2" and g.get("move") is None and g["failover_wanted"]
+    assert op["status"] == "failed" and "paused" in op["error"], op
+
 def lost_owner(s, owner="node3", gid="g-web"):
     ok(s, "membership.view", live=[n for n in s["view"]["live"] if n != owner], by="node1")
     ok(s, "fence.request", node=owner, agent="watchdog")
