@@ -253,3 +253,37 @@ def test_a_drain_with_0x1_leaves_a_locked_group_and_one_that_rejects_the_move_wh
             assert [(g["owner"], g["state"]) for g in map(c.Group.get_record, names)] == [("node2", "Online")] * 2
         finally:
             c.Node.resume("node2", "none")
+
+
+def test_a_second_drain_after_a_failed_one_is_0x174a_while_the_node_still_hosts_a_group(cluster):
+    """ApiPauseNodeEx: "The server MUST fail this method with ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS
+    (0x0000174A) if evacuation is already in progress for the designated node. [...] for evacuation
+    to not be in progress, the following condition MUST be met: if the dwPauseFlags parameter does
+    not include the CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR flag, the node designated
+    by the hNode parameter cannot host any groups." A drain fails here because every other node is
+    paused while the group stops; with them Up again, a flags-0 drain is refused while the node
+    still hosts the group, and one with 0x1 starts."""
+    with cluster.client("node1") as c:
+        c.Group.create("d2")
+        c.Resource.create("d2", "d2-r", "dummy", {"stop_delay": 3})
+        c.Group.set_preferred_owners("d2", ["node3"])
+        c.Group.online("d2")
+        wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node3", "Online"))(c.Group.get_record("d2")),
+                 timeout=60, what="d2 online on node3")
+        try:
+            assert c.Node.pause("node3", True, 0)["code"] == 0x3E5
+            for n in ("node1", "node2"):
+                c.Node.pause(n, False, 0)
+            rec = drained(c, "node3")
+            assert rec["drain_status"] == "Failed" and c.Group.get_record("d2")["owner"] == "node3", rec
+            for n in ("node1", "node2"):
+                c.Node.resume(n, "none")
+            e = refusal(c.Node.pause, "node3", True, 0)
+            assert e.code == "ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS" and e.number == 0x174A, e
+            assert c.Node.get_pause_record("node3")["drain_status"] == "Failed"  # refused: no change
+            assert c.Node.pause("node3", True, 1)["code"] == 0x3E5
+            assert drained(c, "node3")["drain_status"] == "Completed"
+            assert c.Group.get_record("d2")["owner"] in ("node1", "node2")
+        finally:
+            for n in ("node1", "node2", "node3"):
+                c.Node.resume(n, "none")
