@@ -161,8 +161,8 @@ def test_recovery_domain_apis_called_from_an_exit_program_are_refused(cluster, t
 
 
 def test_a_resource_failure_failover_gives_the_node_left_end_node_16_and_the_others_failover_9(cluster, tmp_path):
-    """IBM (ibm-ms-codes.md, action code 16): "End Node: given to the node being ended by ENDCLUNOD;
-    the other nodes get Failover." A group that fails over after a resource failure leaves a node
+    """IBM's ENDCLUNOD: the node being ended gets the exit program action End Node (16, QCSTCRG3.H),
+    the other nodes get Failover (9). A group that fails over after a resource failure leaves a node
     that is still active: that node's exit program gets End Node (16), the others Failover (9)."""
     log = tmp_path / "calls.jsonl"
     prog = tmp_path / "fo.sh"

@@ -341,12 +341,34 @@ def test_pending_forget_where_members_share_one_ip_keeps_it_once_and_blocks_only
 
 # -- the vendors' numbers -------------------------------------------------------------------------------
 def test_dependency_tree_too_complex_is_5929():
-    """ibm-ms-codes.md: ERROR_DEPENDENCY_TREE_TOO_COMPLEX is 5929 = 0x1729 (MS-SEC, MINGW line 1864,
-    GOSYS line 1745); 0x13C3 is ERROR_CLUSTER_NO_SECURITY_CONTEXT."""
+    """Microsoft's System Error Codes (4000-5999), mingw-w64's winerror.h, golang/sys: ERROR_DEPENDENCY_
+    TREE_TOO_COMPLEX is 5929 = 0x1729 (0x13C3 is ERROR_CLUSTER_NO_SECURITY_CONTEXT);
+    ERROR_CLUSTER_NODE_PAUSED 5070 = 0x13CE; 0x174A = 5962 (ERROR_CLUSTER_NODE_DRAIN_IN_PROGRESS in
+    today's headers, ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS in MS-CMRP)."""
     assert CODES["ERROR_DEPENDENCY_TREE_TOO_COMPLEX"][0] == 5929 == 0x1729
     assert CODES["ERROR_CLUSTER_NODE_PAUSED"][0] == 5070 == 0x13CE
     assert CODES["ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS"][0] == 5962 == 0x174A
 
+
+IBM_ACTIONS = {2: "Start", 3: "Restart", 4: "End", 9: "Failover", 10: "Switchover", 11: "Add Node", 12: "Remove Node",
+               13: "Change", 15: "Undo", 16: "End Node"}
+IBM_STATUSES = {10: "Active", 20: "Inactive", 30: "Indoubt", 40: "Restored", 500: "Add Node Pending",
+                520: "Change Pending", 530: "End CRG Pending", 550: "Remove Node Pending", 560: "Start CRG Pending",
+                570: "Switchover Pending"}
+
+
+def test_ibm_action_codes_and_crg_statuses_are_the_headers_numbers_and_names():
+    """QCSTCRG3.H enum QcstCrgActionCode: QcstCrgAcStart 2, QcstCrgAcRestart 3, QcstCrgAcEnd 4,
+    QcstCrgAcFailover 9, QcstCrgAcSwitchover 10, QcstCrgAcAddNode 11, QcstCrgAcRemoveNode 12,
+    QcstCrgAcChange 13, QcstCrgAcUndo 15, QcstCrgEndNode 16. QCST.H enum QcstCrgStatus: Active 10,
+    Inactive 20, Indoubt 30, Restored 40, Add Node Pending 500, Change Pending 520, End CRG Pending
+    530, Remove Node Pending 550, Start CRG Pending 560, Switchover Pending 570. Each request kind
+    runs with its action code and shows its pending status."""
+    assert domains.ACTION_NAMES == IBM_ACTIONS and domains.STATUS_NAMES == IBM_STATUSES
+    assert domains.KINDS == {
+        "add_node": (500, 11), "remove_node": (550, 12), "set_role": (520, 13), "switchover": (570, 10),
+        "failover": (570, 9), "start": (560, 2), "end": (530, 4)}
+    assert (domains.UNDO, domains.END_NODE) == (15, 16)
 
 def test_ibm_role_numbers_peer_is_minus_4():
     """QCST.H: QcstPrimaryNodeRole 0, QcstReplicateNodeRole -1, QcstPeerNodeRole -4; backups 1..n."""
