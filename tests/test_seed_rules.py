@@ -51,6 +51,34 @@ def test_group_move_to_a_paused_node_is_refused_with_no_change(cluster):
                  timeout=60, what="pm online on node2")
 
 
+def test_a_switchover_skips_a_paused_backup_and_is_refused_when_every_backup_is_paused(cluster):
+    """MoveClusterGroupEx refuses a destination that is not Up "immediately with no changes to group
+    state"; ApiPauseNodeEx suspends group ownership on a paused node. A switchover's destination
+    is the first active backup that is Up: a paused first backup is skipped, and with every
+    backup paused Domain.switchover answers ERROR_CLUSTER_NODE_PAUSED and nothing changes."""
+    with cluster.client("node1") as c:
+        c.Group.create("sp")
+        c.Resource.create("sp", "sp-r", "dummy", {})
+        c.Domain.create("sp", "primary-backup", ["node1", "node2", "node3"], ["primary", "backup", "backup"], None)
+        c.Group.online("sp")
+        wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node1", "Online"))(c.Group.get_record("sp")),
+                 timeout=60, what="sp online on node1")
+        c.Node.pause("node2", False, 0)
+        c.Node.pause("node3", False, 0)
+        try:
+            before = (c.Group.get_record("sp"), c.Domain.get("sp"))
+            e = refusal(c.Domain.switchover, "sp", "q-sp")
+            assert e.code == "ERROR_CLUSTER_NODE_PAUSED" and e.number == 0x13CE, e
+            assert (c.Group.get_record("sp"), c.Domain.get("sp")) == before
+            c.Node.resume("node3", "none")
+            r = c.Domain.switchover("sp", "q-sp")
+            assert c.Events.wait("q-sp", r["handle"], 60.0)["ok"] is True
+            wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node3", "Online"))(c.Group.get_record("sp")),
+                     timeout=60, what="sp online on node3, the first backup that is Up")
+        finally:
+            c.Node.resume("node2", "none")
+            c.Node.resume("node3", "none")
+
 def test_a_destination_paused_after_the_move_was_accepted_gets_no_hand_over(cluster):
     """ApiPauseNodeEx suspends "group ownership" on a paused node; MoveClusterGroupEx: after
     ERROR_IO_PENDING the move "could fail, in that the group cannot reach its persistent state on
