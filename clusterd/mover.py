@@ -10,12 +10,13 @@ import asyncio
 import logging
 import uuid
 
-from . import moves, pause
+from . import decide, moves, pause
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.mover")
 
 MOVE_TIMEOUT = 120.0  # seconds a move may take before the mover stops waiting for it
+DRAIN_ROUNDS = 3  # times a drain places a group whose destination stopped being Up
 POLL = 0.05
 
 
@@ -105,12 +106,27 @@ class Mover:
 
     # -- drain -----------------------------------------------------------------------------------
     async def _drain(self, name, planned, kept):
+        """Move the drain's groups; one whose destination stopped being Up (down, or paused before
+        the hand-over) is placed again (decide.drain_plan), up to DRAIN_ROUNDS times in all."""
         log.info("draining %s: %d group(s) to move, %d kept", name, len(planned), len(kept))
-        results = await asyncio.gather(*(self.request_move(name, gid, dest, flags) for gid, dest, flags in planned))
-        moved = [gid for (gid, *_), (ok, *_) in zip(planned, results) if ok]
-        # a group its resources kept here stays (with 0x1 the drain allows it: node.drain_done)
-        kept = kept + [gid for (gid, *_), (_, _, refused) in zip(planned, results) if refused]
-        errors = [why for ok, why, refused in results if not ok and not refused]
+        moved, errors = [], []
+        for _ in range(DRAIN_ROUNDS):
+            results = await asyncio.gather(*(self.request_move(name, gid, dest, flags)
+                                             for gid, dest, flags in planned))
+            outcome = [(gid, dest, *result) for (gid, dest, _), result in zip(planned, results)]
+            moved += [gid for gid, _, ok, _, _ in outcome if ok]
+            # a group its resources kept here stays (with 0x1 the drain allows it: node.drain_done)
+            kept = kept + [gid for gid, _, _, _, refused in outcome if refused]
+            failed = [(gid, dest, why) for gid, dest, ok, why, refused in outcome if not ok and not refused]
+            again = self.node.read(lambda s: {gid for gid, dest, _ in failed if pause.node_state(s, dest) != "Up"})
+            errors += [why for gid, _, why in failed if gid not in again]
+            if not again:
+                break
+            live = self.node.membership.view()["live"]
+            planned, more = self.node.read(lambda s: decide.drain_plan(s, live, name, only=again))
+            kept += more  # nowhere to go now: node.drain_done tells whether it may stay
+        else:
+            errors += [f"{gid}: its destination was not Up, {DRAIN_ROUNDS} times" for gid, *_ in planned]
         still = self.node.read(lambda s: pause.node_record(s, name)["drain"])
         if still != "InProgress":  # resumed meanwhile
             return

@@ -267,6 +267,31 @@ def test_a_drain_without_0x1_moves_a_locked_group_and_one_that_rejects_the_move_
             c.Node.resume("node3", "none")
 
 
+def test_a_drain_whose_destination_is_paused_before_the_hand_over_moves_the_group_elsewhere(cluster):
+    """ApiPauseNodeEx: without CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR "the server MUST
+    move the group to a different node anyway". A drain's move whose destination is paused while
+    the group stops gets no hand-over (a paused node takes no group); the drain places the group
+    again, on a node that is Up, and completes."""
+    with cluster.client("node1") as c:
+        c.Group.create("dp")
+        c.Resource.create("dp", "dp-r", "dummy", {"stop_delay": 3})
+        c.Group.set_preferred_owners("dp", ["node3", "node1", "node2"])
+        c.Group.online("dp")
+        wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node3", "Online"))(c.Group.get_record("dp")),
+                 timeout=60, what="dp online on node3")
+        try:
+            assert c.Node.pause("node3", True, 0)["code"] == 0x3E5
+            wait_for(lambda: (c.Group.get_record("dp").get("move") or {}).get("to") == "node1",
+                     what="the drain's move of dp to node1")
+            c.Node.pause("node1", False, 0)  # dp is still stopping on node3 (stop_delay 3 s)
+            rec = drained(c, "node3")
+            assert rec["drain_status"] == "Completed" and rec["groups"] == 0, rec
+            wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node2", "Online"))(c.Group.get_record("dp")),
+                     timeout=60, what="dp online on node2, the node that is still Up")
+        finally:
+            c.Node.resume("node1", "none")
+            c.Node.resume("node3", "none")
+
 def test_a_drain_with_0x1_leaves_a_locked_group_and_one_that_rejects_the_move_where_they_are(cluster):
     """ApiPauseNodeEx: dwPauseFlags "can be set to CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR
     (0x00000001), indicating that the server MUST allow a group to remain on the node designated by
