@@ -26,6 +26,20 @@ def refusal(fn, *args):
     return e.value
 
 
+def online_on(c, name, node):
+    return wait_for(lambda: (lambda g: g if (g["owner"], g["state"]) == (node, "Online") else None)(
+        c.Group.get_record(name)), timeout=60, what=f"{name} online on {node}")
+
+
+def group_on(c, name, properties, owners):
+    """A group with one dummy resource, online on owners[0] (its first preferred owner)."""
+    c.Group.create(name)
+    c.Resource.create(name, f"{name}-r", "dummy", properties)
+    c.Group.set_preferred_owners(name, owners)
+    c.Group.online(name)
+    return online_on(c, name, owners[0])
+
+
 def test_group_move_to_a_paused_node_is_refused_with_no_change(cluster):
     """MoveClusterGroupEx: "MoveClusterGroupEx returns a nonzero error code if the move command was
     rejected immediately with no changes to group state. For instance, this would happen if
@@ -61,8 +75,7 @@ def test_a_switchover_skips_a_paused_backup_and_is_refused_when_every_backup_is_
         c.Resource.create("sp", "sp-r", "dummy", {})
         c.Domain.create("sp", "primary-backup", ["node1", "node2", "node3"], ["primary", "backup", "backup"], None)
         c.Group.online("sp")
-        wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node1", "Online"))(c.Group.get_record("sp")),
-                 timeout=60, what="sp online on node1")
+        online_on(c, "sp", "node1")
         c.Node.pause("node2", False, 0)
         c.Node.pause("node3", False, 0)
         try:
@@ -73,11 +86,11 @@ def test_a_switchover_skips_a_paused_backup_and_is_refused_when_every_backup_is_
             c.Node.resume("node3", "none")
             r = c.Domain.switchover("sp", "q-sp")
             assert c.Events.wait("q-sp", r["handle"], 60.0)["ok"] is True
-            wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node3", "Online"))(c.Group.get_record("sp")),
-                     timeout=60, what="sp online on node3, the first backup that is Up")
+            online_on(c, "sp", "node3")  # the first backup that is Up
         finally:
             c.Node.resume("node2", "none")
             c.Node.resume("node3", "none")
+
 
 def test_a_destination_paused_after_the_move_was_accepted_gets_no_hand_over(cluster):
     """ApiPauseNodeEx suspends "group ownership" on a paused node; MoveClusterGroupEx: after
@@ -86,21 +99,17 @@ def test_a_destination_paused_after_the_move_was_accepted_gets_no_hand_over(clus
     A destination paused while the source stops the group gets no hand-over: the move fails with
     ERROR_CLUSTER_NODE_PAUSED in its error and the group is Online again on its source."""
     with cluster.client("node1") as c:
-        c.Group.create("pl")
-        c.Resource.create("pl", "pl-r", "dummy", {"stop_delay": 3})
-        c.Group.set_preferred_owners("pl", ["node1"])
-        c.Group.online("pl")
-        wait_for(lambda: c.Group.get_record("pl")["state"] == "Online", what="pl online")
+        group_on(c, "pl", {"stop_delay": 3}, ["node1"])
         op = c.Group.move("pl", "node2", 0, {})
         assert op["code"] == 0x3E5
         c.Node.pause("node2", False, 0)  # the source is still stopping (stop_delay 3 s)
         try:
             end = c.Operation.wait(op["handle"], 60.0)
             assert end["status"] == "failed" and end["error"].startswith("ERROR_CLUSTER_NODE_PAUSED"), end
-            wait_for(lambda: (lambda g: g["owner"] == "node1" and g["state"] == "Online")(c.Group.get_record("pl")),
-                     timeout=60, what="pl online on node1 again")
+            online_on(c, "pl", "node1")
         finally:
             c.Node.resume("node2", "none")
+
 
 def test_group_online_brings_every_resource_online_and_offline_every_one_offline(cluster):
     """MS-CMRP groups: "Online: Bringing a group online consists of bringing all the resources in a
@@ -232,13 +241,7 @@ def groups_that_refuse_a_move(c, prefix, node):
     """Two groups online on `node`: one whose resource is locked there, one whose resource rejects
     the move there (dummy agent properties `locked` and `reject_move`, true on `node` only)."""
     for kind in ("locked", "reject_move"):
-        name = f"{prefix}-{kind}"
-        c.Group.create(name)
-        c.Resource.create(name, f"{name}-r", "dummy", {kind: [node]})
-        c.Group.set_preferred_owners(name, [node])
-        c.Group.online(name)
-    wait_for(lambda: all((g["owner"], g["state"]) == (node, "Online") for g in c.Group.get_all_records()
-                         if g["name"].startswith(prefix)), timeout=60, what=f"{prefix} groups online on {node}")
+        group_on(c, f"{prefix}-{kind}", {kind: [node]}, [node])
     wait_for(lambda: c.Group.get_record(f"{prefix}-locked")["locked"], what="the lock reported")
     return [f"{prefix}-locked", f"{prefix}-reject_move"]
 
@@ -273,12 +276,7 @@ def test_a_drain_whose_destination_is_paused_before_the_hand_over_moves_the_grou
     the group stops gets no hand-over (a paused node takes no group); the drain places the group
     again, on a node that is Up, and completes."""
     with cluster.client("node1") as c:
-        c.Group.create("dp")
-        c.Resource.create("dp", "dp-r", "dummy", {"stop_delay": 3})
-        c.Group.set_preferred_owners("dp", ["node3", "node1", "node2"])
-        c.Group.online("dp")
-        wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node3", "Online"))(c.Group.get_record("dp")),
-                 timeout=60, what="dp online on node3")
+        group_on(c, "dp", {"stop_delay": 3}, ["node3", "node1", "node2"])
         try:
             assert c.Node.pause("node3", True, 0)["code"] == 0x3E5
             wait_for(lambda: (c.Group.get_record("dp").get("move") or {}).get("to") == "node1",
@@ -286,11 +284,11 @@ def test_a_drain_whose_destination_is_paused_before_the_hand_over_moves_the_grou
             c.Node.pause("node1", False, 0)  # dp is still stopping on node3 (stop_delay 3 s)
             rec = drained(c, "node3")
             assert rec["drain_status"] == "Completed" and rec["groups"] == 0, rec
-            wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node2", "Online"))(c.Group.get_record("dp")),
-                     timeout=60, what="dp online on node2, the node that is still Up")
+            online_on(c, "dp", "node2")  # the node that is still Up
         finally:
             c.Node.resume("node1", "none")
             c.Node.resume("node3", "none")
+
 
 def test_a_drain_with_0x1_leaves_a_locked_group_and_one_that_rejects_the_move_where_they_are(cluster):
     """ApiPauseNodeEx: dwPauseFlags "can be set to CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR
@@ -317,12 +315,7 @@ def test_a_second_drain_after_a_failed_one_is_0x174a_while_the_node_still_hosts_
     paused while the group stops; with them Up again, a flags-0 drain is refused while the node
     still hosts the group, and one with 0x1 starts."""
     with cluster.client("node1") as c:
-        c.Group.create("d2")
-        c.Resource.create("d2", "d2-r", "dummy", {"stop_delay": 3})
-        c.Group.set_preferred_owners("d2", ["node3"])
-        c.Group.online("d2")
-        wait_for(lambda: (lambda g: (g["owner"], g["state"]) == ("node3", "Online"))(c.Group.get_record("d2")),
-                 timeout=60, what="d2 online on node3")
+        group_on(c, "d2", {"stop_delay": 3}, ["node3"])
         try:
             assert c.Node.pause("node3", True, 0)["code"] == 0x3E5
             for n in ("node1", "node2"):
