@@ -34,7 +34,7 @@ import math
 from .db import handler, ok
 from .domains import owner_changed
 from .errors import failure
-from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, wanted_resources  # noqa: F401
+from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, running, wanted_resources  # noqa: F401
 from .pause import node_record, node_state
 
 IGNORE_RESOURCE_STATUS = 0x1  # CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS
@@ -161,10 +161,6 @@ def stale_moves(state):
 
 
 # -- preconditions ----------------------------------------------------------------------------
-def _running(state, g):
-    return [r for r in g["resources"] if state["resources"][r]["state"] not in ("Offline", "Failed")]
-
-
 def _needs_move(state, cmd):
     g = find_group(state, cmd["group"]) if isinstance(cmd.get("group"), str) else None
     if g is None:
@@ -267,7 +263,7 @@ def _progress(state, g):
     if m is None:
         return
     phase, failed = m["phase"], any(state["resources"][r]["state"] == "Failed" for r in g["resources"])
-    if phase == "stopping" and g["owner"] == m["from"] and not _running(state, g):
+    if phase == "stopping" and g["owner"] == m["from"] and not running(state, g):
         _hand_over(state, g)
     elif phase == "starting" and g["owner"] == m["to"]:
         if failed and m["flags"] & RETURN_TO_SOURCE_NODE_ON_ERROR:
@@ -278,7 +274,7 @@ def _progress(state, g):
             end_move(state, g, "failed", "the group failed on the destination; the failure policy takes over")
         elif _reached(state, g):
             end_move(state, g, "succeeded")
-    elif phase == "undoing" and g["owner"] == m["to"] and not _running(state, g):
+    elif phase == "undoing" and g["owner"] == m["to"] and not running(state, g):
         if m["from"] is None or node_state(state, m["from"]) != "Up":
             g["failover_wanted"] = True
             end_move(state, g, "failed", "the group failed on the destination and the source is "
@@ -306,7 +302,7 @@ def begin(state, g, handle, to, flags, properties, at):
     state["operations"][handle] = {"group": g["id"], "resource": None, "target": "move",
                                    "status": "pending", "error": None}
     g["pending"].append(handle)
-    if g["owner"] is None or not _running(state, g):  # nothing runs: nothing to ask or stop
+    if g["owner"] is None or not running(state, g):  # nothing runs: nothing to ask or stop
         g["move"]["phase"] = "stopping"
         _hand_over(state, g)
     elif flags & IGNORE_RESOURCE_STATUS:

@@ -65,6 +65,21 @@ def test_group_move_to_a_paused_node_is_refused_with_no_change(cluster):
                  timeout=60, what="pm online on node2")
 
 
+def test_an_offline_group_whose_owner_is_paused_is_brought_online_on_a_node_that_is_up(cluster):
+    """ApiPauseNodeEx suspends "group ownership" on a paused node: it keeps what it runs, but no more
+    groups come online there. An offline group owned by a node paused since goes online, when
+    commanded, on the node placement chooses (its next preferred owner that is Up)."""
+    with cluster.client("node2") as c:
+        group_on(c, "po", {}, ["node1", "node3"])
+        assert c.Operation.wait(c.Group.offline("po")["handle"], 30.0)["status"] == "succeeded"
+        c.Node.pause("node1", False, 0)
+        try:
+            op = c.Group.online("po")
+            assert c.Operation.wait(op["handle"], 30.0)["status"] == "succeeded"
+            online_on(c, "po", "node3")
+        finally:
+            c.Node.resume("node1", "none")
+
 def test_a_switchover_skips_a_paused_backup_and_is_refused_when_every_backup_is_paused(cluster):
     """MoveClusterGroupEx refuses a destination that is not Up "immediately with no changes to group
     state"; ApiPauseNodeEx suspends group ownership on a paused node. A switchover's destination

@@ -212,6 +212,30 @@ def test_online_refuses_a_paused_owner_it_would_place_the_group_on():
     assert ok(s, "group.online", group="g-web", handle="h1", owner="node3")["code"] == 0x3E5
 
 
+
+def test_an_offline_group_whose_owner_is_paused_goes_online_on_a_node_that_is_up():
+    """ApiPauseNodeEx suspends group ownership on a paused node: it keeps what it runs, but no more
+    groups come online there. An offline group owned by a node paused since is brought online (by
+    the group or one of its resources) on the node placement chooses; while its paused owner still
+    stops it, the online is refused with no change."""
+    for op, fields in (("group.online", {"group": "g-web"}), ("resource.online", {"resource": "r-ip"})):
+        s = web_world()
+        ok(s, "group.offline", group="g-web", handle="off")
+        report(s, "r-cache", "Offline")
+        ok(s, "node.pause", node="node1", drain=False, flags=0)
+        err = refused_by_apply(s, op, "ERROR_CLUSTER_NODE_PAUSED", handle="h2", owner="node2", **fields)
+        assert err["params"] == ["node1"]  # r-ip and r-httpd are still stopping there
+        for rid in ("r-httpd", "r-ip"):
+            report(s, rid, "Offline")
+        refused_by_apply(s, op, "ERROR_CLUSTER_NODE_PAUSED", handle="h2", owner="node1", **fields)
+        assert ok(s, op, handle="h2", owner="node2", **fields)["code"] == 0x3E5
+        g = s["groups"]["g-web"]
+        assert (g["owner"], g["persistent_state"]) == ("node2", "online")
+    s = web_world()  # an online group keeps running on its owner paused since
+    ok(s, "node.pause", node="node1", drain=False, flags=0)
+    assert ok(s, "group.online", group="g-web", handle="h3", owner=None)["code"] == 0x3E5
+    assert s["groups"]["g-web"]["owner"] == "node1"
+
 # -- a second drain after a failed one --------------------------------------------------------------
 def drain_world():
     s = booted(N4, live=N4)
