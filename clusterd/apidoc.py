@@ -116,7 +116,7 @@ DOCS: dict[str, Doc] = {
                       write=True),
     "Group.rename": d("rename (the id stays)", "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_NAME", "ERROR_ALREADY_EXISTS",
                       write=True),
-    "Group.online": d(f"the group and every resource in it to online (placed if it has no owner): {PENDING}",
+    "Group.online": d(f"the group and every resource in it to online (placed if it has no owner or is offline on a paused one): {PENDING}",
                       "ERROR_GROUP_NOT_FOUND", "CLUSTER_SPECIAL_GROUP", "ERROR_CLUSTER_NODE_DOWN",
                       "ERROR_CLUSTER_NODE_PAUSED", write=True),
     "Group.offline": d(f"the group and every resource in it to offline: {PENDING}", "ERROR_GROUP_NOT_FOUND",
