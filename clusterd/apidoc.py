@@ -116,7 +116,7 @@ DOCS: dict[str, Doc] = {
                       write=True),
     "Group.rename": d("rename (the id stays)", "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_NAME", "ERROR_ALREADY_EXISTS",
                       write=True),
-    "Group.online": d(f"the group and every resource in it to online (placed if it has no owner): {PENDING}",
+    "Group.online": d(f"the group and every resource in it to online (placed if it has no owner or is offline on a paused one): {PENDING}",
                       "ERROR_GROUP_NOT_FOUND", "CLUSTER_SPECIAL_GROUP", "ERROR_CLUSTER_NODE_DOWN",
                       "ERROR_CLUSTER_NODE_PAUSED", write=True),
     "Group.offline": d(f"the group and every resource in it to offline: {PENDING}", "ERROR_GROUP_NOT_FOUND",
@@ -239,6 +239,9 @@ AGENT_PROPERTIES: dict[str, dict[str, str]] = {
         "not_now_file": "absolute path: not_now while the file exists",
         "reject_move": "flag: prepare_move rejects a move (the group stays, no failure counted)",
         "reject_move_file": "absolute path: reject_move while the file exists",
+        "crash": "flag: every agent call raises (an agent bug; the node counts it a failure, keeps the resource "
+                 "in its books)",
+        "crash_file": "absolute path: crash while the file exists",
         "witness": "an absolute path: one JSON line per start and stop",
     },
 }

@@ -59,14 +59,17 @@ _load = {}  # node -> (monotonic time, placement.node_load(state))
 
 
 def _owner_for(call, group_key):
-    """Where a group without an owner goes when commanded online (the placement policy).
-    The choice travels in the command, so a load summary a moment old is good enough."""
+    """Where a group commanded online goes when it needs a new owner (groups.new_owner_wanted:
+    it has none, or it is offline on a paused node), by the placement policy. The choice
+    travels in the command, so a load summary a moment old is good enough."""
     live = call.node.membership.view()["live"]
 
     def choose(state):
         g = groups.find_group(state, group_key)
-        if g is None or g["owner"] or g["preferred_owners"]:
-            return placement.place_group(state, live, g) if g and not g["owner"] else None
+        if g is None or not groups.new_owner_wanted(state, g):
+            return None
+        if g["preferred_owners"]:
+            return placement.place_group(state, live, g)
         now = time.monotonic()
         cached = _load.get(call.node)
         if cached is None or now - cached[0] > LOAD_CACHE:
