@@ -411,38 +411,42 @@ def restart_value_problem(restart, interval=None):
     return next(filter(None, found), None)
 
 
-def _needs_group_set(state, cmd):
-    refused = _needs_group(state, cmd)
-    if refused is None and cmd.get("field") == "failover":
-        value = cmd.get("value")
+SETTABLE = ("preferred_owners", "flags", "anti_affinity", "failover")
+
+
+def _group_set_problem(state, cmd):
+    """Every refusal of group.set, so that a refused one takes no log entry (Node.write's precheck)."""
+    g, field, value = find_group(state, cmd["group"]), cmd.get("field"), cmd.get("value")
+    if field not in SETTABLE:
+        return failure("ERROR_INVALID_PARAMETER", field)
+    if field == "preferred_owners":
+        unknown = [n for n in value if n not in state["members"]]
+        return _not_special(g, "given a node list") or (
+            failure("ERROR_INVALID_PARAMETER", *unknown, message="preferred owners are distinct configured nodes")
+            if unknown or len(set(value)) != len(value) else None)
+    if field == "failover":
         problem = failover_value_problem(value) if isinstance(value, dict) else "the failover policy is a map"
-        refused = problem and failure("INVALID_VALUE", "failover", message=problem)
-    return refused
+        if problem:
+            return failure("INVALID_VALUE", "failover", message=problem)
+        merged = {**g["failover"], **value}
+        if (set(merged) != set(g["failover"]) or merged["failback"] not in FAILBACK_MODES or merged["threshold"] < 0
+                or merged["period_hours"] <= 0 or not all(0 <= h <= 23 for h in merged["failback_window"])):
+            return failure("ERROR_INVALID_PARAMETER",
+                           message="threshold >= 0, period > 0, failback prevent|immediate|window, window hours 0-23")
+    return None
 
 
-@handler("group.set", needs=_needs_group_set)
+@handler("group.set", needs=first(_needs_group, _group_set_problem))
 def _group_set(state, cmd):
     """Set preferred owners, flags, anti-affinity class names or failover policy."""
     g = find_group(state, cmd["group"])
     field, value = cmd["field"], cmd["value"]
     if field == "preferred_owners":
-        refused = _not_special(g, "given a node list")
-        if refused:
-            return refused
-        unknown = [n for n in value if n not in state["members"]]
-        if unknown or len(set(value)) != len(value):
-            return failure("ERROR_INVALID_PARAMETER", *unknown, message="preferred owners are distinct configured nodes")
         g["preferred_owners"] = list(value)
-    elif field in ("flags", "anti_affinity"):
-        g[field] = value
     elif field == "failover":
-        merged = {**g["failover"], **value}
-        if (set(merged) != set(g["failover"]) or merged["failback"] not in FAILBACK_MODES or merged["threshold"] < 0 or merged["period_hours"] <= 0
-                or not all(0 <= h <= 23 for h in merged["failback_window"])):
-            return failure("ERROR_INVALID_PARAMETER", message="threshold >= 0, period > 0, failback prevent|immediate|window, window hours 0-23")
-        g["failover"] = merged
+        g["failover"] = {**g["failover"], **value}
     else:
-        return failure("ERROR_INVALID_PARAMETER", field)
+        g[field] = value
     return ok()
 
 

@@ -12,6 +12,7 @@ from clusterd import db, groups, placement  # importing groups registers its han
 from clusterd.errors import CODES
 
 from builders import AT, NAMES, booted, ok, run
+from builders import refused_before_submit
 
 
 def code(result):
@@ -280,6 +281,12 @@ CORE_REFUSALS = [
 def test_core_group_refusals(op, fields, expected, key):
     s = world()
     refused(s, op, expected, group=key, **fields)
+
+
+@pytest.mark.parametrize("value", [["node2"], []])
+def test_the_core_groups_node_list_is_refused_before_submit(value):
+    refused_before_submit(world(), "group.set", "CLUSTER_SPECIAL_GROUP", group="g-core", field="preferred_owners",
+                          value=value)
 
 
 def test_core_group_resources_cannot_be_commanded_either():
@@ -973,7 +980,7 @@ def test_group_set_preferred_owners():
                          ids=["unknown", "one-unknown", "duplicate", "duplicate-later", "case-of-a-node"])
 def test_group_set_preferred_owners_refused(value):
     s = world()
-    refused(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field="preferred_owners", value=value)
+    refused_before_submit(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field="preferred_owners", value=value)
 
 
 def test_group_set_failover_merges():
@@ -989,7 +996,7 @@ def test_group_set_failover_merges():
                                    {"failback_window": [-1, 3]}])
 def test_group_set_failover_refused(value):
     s = world()
-    refused(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field="failover", value=value)
+    refused_before_submit(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field="failover", value=value)
 
 
 def test_group_set_flags_and_anti_affinity_and_an_unknown_field():
@@ -998,7 +1005,7 @@ def test_group_set_flags_and_anti_affinity_and_an_unknown_field():
     ok(s, "group.set", group="g-web", field="anti_affinity", value=["sql", "web"])
     assert group(s, "g-web")["flags"] == 1 and group(s, "g-web")["anti_affinity"] == ["sql", "web"]
     for field in ("name", "id", "owner", "special", "state", "bogus"):
-        err = refused(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field=field, value="x")
+        err = refused_before_submit(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field=field, value="x")
         assert err["params"] == [field]
 
 
