@@ -454,13 +454,17 @@ def _group_set(state, cmd):
 DEFAULT_RESTART = {"threshold": 3, "period": 900.0, "delay": 0.5, "action": "restart_failover"}
 
 
-@handler("resource.create", needs=_needs_group)
-def _resource_create(state, cmd):
-    g = find_group(state, cmd["group"])
+def _new_resource_problem(state, cmd):
     if not valid_name(cmd["name"]):
         return failure("ERROR_INVALID_NAME", cmd["name"])
     if _name_taken(state, cmd["name"], kind="resource") or _name_taken(state, cmd["id"], kind="resource"):
         return failure("ERROR_OBJECT_ALREADY_EXISTS", cmd["name"])
+    return None
+
+
+@handler("resource.create", needs=first(_needs_group, _new_resource_problem))
+def _resource_create(state, cmd):
+    g = find_group(state, cmd["group"])
     state["resources"][cmd["id"]] = {
         "id": cmd["id"], "name": cmd["name"], "group": g["id"], "type": cmd["type"],
         "properties": dict(cmd["properties"]), "dependencies": [], "restart": dict(DEFAULT_RESTART),
@@ -474,14 +478,17 @@ def _resource_create(state, cmd):
     return ok(cmd["id"])
 
 
-@handler("resource.delete", needs=_needs_resource)
-def _resource_delete(state, cmd):
+def _deletable(state, cmd):
     r = find_resource(state, cmd["resource"])
     if r["state"] not in ("Offline", "Failed"):
         return failure("ERROR_RESOURCE_ONLINE", r["name"])
     dependents = [o["name"] for o in state["resources"].values() if r["id"] in o["dependencies"]]
-    if dependents:
-        return failure("ERROR_DEPENDENT_RESOURCE_EXISTS", *dependents)
+    return failure("ERROR_DEPENDENT_RESOURCE_EXISTS", *dependents) if dependents else None
+
+
+@handler("resource.delete", needs=first(_needs_resource, _deletable))
+def _resource_delete(state, cmd):
+    r = find_resource(state, cmd["resource"])
     g = state["groups"][r["group"]]
     g["resources"].remove(r["id"])
     _unindex(state, "resource", state["resources"].pop(r["id"]))
@@ -496,6 +503,17 @@ def _needs_resource_set(state, cmd):
         problem = restart_value_problem(restart, cmd.get("monitor_interval")) if isinstance(restart, dict) \
             else "the restart policy is a map"
         refused = problem and failure("INVALID_VALUE", "restart", message=problem)
+    if refused is None:
+        r = find_resource(state, cmd["resource"])
+        restart = {**r["restart"], **restart}
+        if (set(restart) != set(DEFAULT_RESTART) or restart["action"] not in RESTART_ACTIONS
+                or not _number(restart["threshold"], 0) or not _number(restart["period"], 1e-9)
+                or not _number(restart["delay"], 0)):
+            return failure("ERROR_INVALID_PARAMETER",
+                           message="restart: threshold >= 0, period > 0, delay >= 0, action none|restart|restart_failover")
+        interval = cmd.get("monitor_interval")
+        if interval is not None and not (_number(interval, 0.1) and interval <= 3600):
+            return failure("ERROR_INVALID_PARAMETER", "monitor_interval", message="0.1 to 3600 seconds")
     return refused
 
 
@@ -503,13 +521,7 @@ def _needs_resource_set(state, cmd):
 def _resource_set(state, cmd):
     r = find_resource(state, cmd["resource"])
     restart = {**r["restart"], **(cmd.get("restart") or {})}
-    if (set(restart) != set(DEFAULT_RESTART) or restart["action"] not in RESTART_ACTIONS
-            or not _number(restart["threshold"], 0) or not _number(restart["period"], 1e-9)
-            or not _number(restart["delay"], 0)):
-        return failure("ERROR_INVALID_PARAMETER", message="restart: threshold >= 0, period > 0, delay >= 0, action none|restart|restart_failover")
     interval = cmd.get("monitor_interval")
-    if interval is not None and not (_number(interval, 0.1) and interval <= 3600):
-        return failure("ERROR_INVALID_PARAMETER", "monitor_interval", message="0.1 to 3600 seconds")
     if cmd.get("properties") is not None:
         r["properties"] = dict(cmd["properties"])
     r["restart"] = restart

@@ -115,9 +115,9 @@ VALID_NAMES = [
 @pytest.mark.parametrize("name", [n for _, n in INVALID_NAMES], ids=[i for i, _ in INVALID_NAMES])
 def test_invalid_names_are_refused_everywhere(name):
     s = world()
-    refused(s, "group.create", "ERROR_INVALID_NAME", name=name, id="g-new")
-    refused(s, "group.rename", "ERROR_INVALID_NAME", group="g-web", name=name)
-    refused(s, "resource.create", "ERROR_INVALID_NAME", group="g-web", name=name, type="process",
+    refused_before_submit(s, "group.create", "ERROR_INVALID_NAME", name=name, id="g-new")
+    refused_before_submit(s, "group.rename", "ERROR_INVALID_NAME", group="g-web", name=name)
+    refused_before_submit(s, "resource.create", "ERROR_INVALID_NAME", group="g-web", name=name, type="process",
             properties={}, id="r-new")
     assert not groups.valid_name(name)
 
@@ -233,8 +233,8 @@ def test_resources_are_found_by_id_or_name_case_insensitively(key):
                          ids=["same-name", "name-case", "name-in-other-group", "name-is-an-id", "id-taken"])
 def test_resource_create_refuses_a_taken_name_or_id(name, rid):
     s = world()
-    refused(s, "resource.create", "ERROR_OBJECT_ALREADY_EXISTS", group="g-web", name=name, type="process",
-            properties={}, id=rid)
+    refused_before_submit(s, "resource.create", "ERROR_OBJECT_ALREADY_EXISTS", group="g-web", name=name,
+                          type="process", properties={}, id=rid)
 
 
 def test_group_create_refuses_an_id_that_differs_only_in_case():
@@ -883,7 +883,7 @@ def test_resource_delete_while_not_offline_is_refused(state):
     s = world()
     web_online(s)
     report(s, "r-cache", state)
-    err = refused(s, "resource.delete", "ERROR_RESOURCE_ONLINE", resource="r-cache")
+    err = refused_before_submit(s, "resource.delete", "ERROR_RESOURCE_ONLINE", resource="r-cache")
     assert err["params"] == ["cache"]
 
 
@@ -900,7 +900,7 @@ def test_resource_delete_of_a_failed_or_offline_resource():
 
 def test_resource_delete_with_a_dependent_is_refused():
     s = world()
-    err = refused(s, "resource.delete", "ERROR_DEPENDENT_RESOURCE_EXISTS", resource="r-ip")
+    err = refused_before_submit(s, "resource.delete", "ERROR_DEPENDENT_RESOURCE_EXISTS", resource="r-ip")
     assert err["params"] == ["httpd"]
     ok(s, "resource.delete", resource="r-httpd")  # the dependent first, with its dependency list
     ok(s, "resource.delete", resource="r-ip")
@@ -924,7 +924,7 @@ def test_resource_set():
                                      {"delay": -0.1}])
 def test_resource_set_refuses_a_bad_restart_policy(restart):
     s = world()
-    refused(s, "resource.set", "ERROR_INVALID_PARAMETER", resource="r-ip", restart=restart)
+    refused_before_submit(s, "resource.set", "ERROR_INVALID_PARAMETER", resource="r-ip", restart=restart)
 
 
 def test_resource_set_refused_for_its_restart_policy_keeps_its_properties():
@@ -980,7 +980,8 @@ def test_group_set_preferred_owners():
                          ids=["unknown", "one-unknown", "duplicate", "duplicate-later", "case-of-a-node"])
 def test_group_set_preferred_owners_refused(value):
     s = world()
-    refused_before_submit(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field="preferred_owners", value=value)
+    refused_before_submit(s, "group.set", "ERROR_INVALID_PARAMETER", group="g-web", field="preferred_owners",
+                          value=value)
 
 
 def test_group_set_failover_merges():
