@@ -4,7 +4,7 @@ import copy
 import msgpack
 import pytest
 
-from clusterd import db, quorum
+from clusterd import db, failover, quorum  # noqa: F401  (failover registers member.remove)
 from clusterd.errors import CODES
 
 from builders import AT, NAMES, booted, bootstrap_cmd, ch_ids, create_cmd, member
