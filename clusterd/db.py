@@ -10,6 +10,10 @@ The dedup table keeps each result for DEDUP_WINDOW seconds of command time (the 
 submitters put in), longer than any client retries: a burst of commands, however large, is
 deduplicated whole. DEDUP_MAX only bounds memory, far above what the log commits in a window.
 """
+import hashlib
+
+import msgpack
+
 from .errors import failure
 
 DEDUP_WINDOW = 120.0  # seconds; a client retries for at most its timeout times its attempts (client.py: 30 s)
@@ -37,6 +41,20 @@ def initial_state():
         "queues": {},  # results queue -> {request handle -> completion} (events.py)
         "queue_order": [],  # [queue, key], oldest first (events.py bounds the queues)
     }
+
+
+def _canonical(value):
+    """Plain data with every map's keys sorted, so that equal states pack to equal bytes."""
+    if isinstance(value, dict):
+        return [[k, _canonical(v)] for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def state_hash(state):
+    """A short hash of the whole state: equal states hash equal, whatever their maps' order."""
+    return hashlib.sha256(msgpack.packb(_canonical(state), use_bin_type=True)).hexdigest()[:16]
 
 
 def ok(value=None):

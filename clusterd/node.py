@@ -6,13 +6,11 @@ cluster database the first time, and commit the membership view whenever it chan
 """
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
 import uuid
 
-import msgpack
 import psutil
 
 from raft import Replica, ReplicaError
@@ -25,15 +23,6 @@ log = logging.getLogger("clusterd.node")
 
 WRITE_TIMEOUT = 5.0
 FENCED_CACHE = 0.01  # seconds the heartbeat thread may use a read of the fence records
-
-
-def _canonical(value):
-    """Plain data with every map's keys sorted, so that equal states pack to equal bytes."""
-    if isinstance(value, dict):
-        return [[k, _canonical(v)] for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
 
 
 async def wake_or_timeout(event, timeout):
@@ -148,8 +137,7 @@ class Node:
         def digest(state):
             index = self.replica.last_applied()
             if self._hash is None or self._hash["state_index"] != index:  # computed once per index
-                packed = msgpack.packb(_canonical(state), use_bin_type=True)
-                self._hash = {"state_hash": hashlib.sha256(packed).hexdigest()[:16], "state_index": index}
+                self._hash = {"state_hash": db.state_hash(state), "state_index": index}
             return self._hash
         return dict(self.replica.read(digest))
 
