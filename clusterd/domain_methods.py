@@ -11,7 +11,7 @@ DOMAIN_CALLED_FROM_EXIT_PROGRAM before anything is submitted.
 import asyncio
 import uuid
 
-from . import domains, events, moves, pause  # noqa: F401  (they register their handlers)
+from . import domains, events, pause
 from .errors import ClusterError
 from .groups import find_group
 from .rpc import require, rpc

@@ -21,7 +21,7 @@ still active and takes part, End Node (16) and the others Failover (9), as IBM's
 does (action_for).
 """
 from . import events
-from .db import handler, ok
+from .commands import handler, ok
 from .errors import failure
 from .groups import _refresh, find_group, set_persistent_state
 from .pause import paused_nodes

@@ -6,7 +6,7 @@ request and its result are committed entries, and `group.failover` refuses a gro
 owner is not fenced.
 """
 from . import moves
-from .db import handler, ok
+from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import find_group, _refresh

@@ -5,7 +5,7 @@ state is what a client last commanded; its state is computed from its resources'
 which only the owner reports. Every transition of the computed state increments the group's
 state sequence number. Dependencies stay inside one group and form a DAG.
 """
-from .db import first, handler, ok
+from .commands import first, handler, ok
 from .errors import failure
 from .pause import node_record
 

@@ -27,7 +27,7 @@ owner changes under a move (a failover after fencing), the leader abandons the m
 """
 import math
 
-from .db import handler, ok
+from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, wanted_resources  # noqa: F401

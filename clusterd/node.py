@@ -15,7 +15,7 @@ import psutil
 
 from raft import Replica, ReplicaError
 
-from . import auth, db, limits, pause, tasks
+from . import auth, cluster, db, limits, pause, tasks
 from .errors import ClusterError
 from .lease import RaftView
 
@@ -213,7 +213,7 @@ class Node:
         await self.write(
             "member.bootstrap", rid="bootstrap", members=members,
             network={"ref": net_ref, "uuid": net_uuid}, ref=ref, uuid=cuuid,
-            cluster_stack=db.CLUSTER_STACK, pool_auto_join=True,
+            cluster_stack=cluster.CLUSTER_STACK, pool_auto_join=True,
             token_timeout=self.cfg.token_timeout, token_timeout_coefficient=self.cfg.token_coefficient,
             cluster_config={"token_timeout": str(self.cfg.token_timeout),
                             "token_timeout_coefficient": str(self.cfg.token_coefficient)},

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from clusterd import domains, events, moves, pause, placement  # noqa: F401  (they register their handlers)
+from clusterd import domains, events, placement
 
 from builders import booted, ok, run
 from builders import refused_before_submit as refused
@@ -291,7 +291,6 @@ def test_a_failed_switchover_move_undoes():
 
 def test_failover_to_a_backup_rotates_the_roles():
     s = world(online=True)
-    from clusterd import failover  # noqa: F401
     ok(s, "membership.view", live=["node2", "node3", "node4"], by="node2")
     ok(s, "fence.request", node="node1", agent="watchdog")
     ok(s, "fence.result", node="node1", fenced=True, detail="")
@@ -309,7 +308,6 @@ def test_queue_is_bounded():
 
 
 def test_failover_with_an_exit_program_runs_it_first_with_action_failover_9():
-    from clusterd import failover  # noqa: F401
     s = world(online=True)
     ok(s, "membership.view", live=["node2", "node3", "node4"], by="node2")
     ok(s, "fence.request", node="node1", agent="watchdog")

@@ -5,7 +5,7 @@ and a fence speaks only for the absence it was made for.
 """
 import pytest
 
-from clusterd import failover, moves, pause, placement  # noqa: F401  (they register their handlers)
+from clusterd import failover, placement
 
 from builders import AT, booted
 from test_groups_core import code, create_group, create_resource, ok, refused, report, run

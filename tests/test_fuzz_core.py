@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from clusterctl import fuzz
-from clusterd import domains, membership, rpc, xapi  # noqa: F401  (domains registers its handlers)
+from clusterd import membership, rpc, xapi
 from clusterd.agents import props
 from clusterd.config import ConfigError, check_address
 from clusterd.errors import ClusterError

@@ -7,7 +7,6 @@ import os
 
 import msgpack
 
-from clusterd import daemon  # noqa: F401  (today the daemon's imports fill db's handler table)
 from clusterd import db
 from raft.replica import unpack
 

@@ -2,7 +2,7 @@
 plain state). Each docstring quotes the rule it checks."""
 import pytest
 
-from clusterd import domains, events, failover, groups, moves, pause, placement  # noqa: F401  (they register their handlers)
+from clusterd import domains, events, groups, pause
 from clusterd.errors import CODES
 
 from builders import booted, member, ok, run

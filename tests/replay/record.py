@@ -24,17 +24,13 @@ from clusterd.client import Client
 from raft.journal import parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from conftest import wait_for  # noqa: E402  (tests/ is no package: found by path)
 REGULAR = 0  # pysyncobj's _COMMAND_TYPE.REGULAR: an entry of the state machine's (no-ops and membership are others)
 
 
 def wait(predicate, what, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise SystemExit(f"{what}: not reached within {timeout} s")
+    return wait_for(predicate, timeout=timeout, interval=0.1, what=what)
 
 
 def online(c, name, owner=None):
