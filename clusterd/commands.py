@@ -1,18 +1,24 @@
-"""What a module of command handlers needs: ok() for a result, the @handler marker and first()
-to combine preconditions. db.HANDLERS is the table of every marked handler of the modules
-db names (handler_table)."""
+"""What a module of command handlers needs: ok() for a result, @handler, which declares a
+handler as part of the module defining it, and first() to combine preconditions. db.HANDLERS is
+the table of the handlers of the modules db names (handler_table)."""
 
 
 def ok(value=None):
     return {"ok": value}
 
 
+_DECLARED = {}  # module name -> {op: (needs, handler)}
+
+
 def handler(op, needs=None):
-    """Mark fn as the handler of `op`; `needs(state, cmd)` returns a failure when the command
+    """Declare fn the handler of `op`; `needs(state, cmd)` returns a failure when the command
     cannot apply. apply() checks it first, and Node.write checks it against the local state
     before submitting, so a write that is bound to be refused never takes a log entry."""
     def deco(fn):
-        fn.handles = (op, needs)
+        own = _DECLARED.setdefault(fn.__module__, {})
+        if op in own:
+            raise ValueError(f"{fn.__module__} declares a handler of {op!r} twice")
+        own[op] = (needs, fn)
         return fn
     return deco
 
@@ -29,13 +35,12 @@ def first(*checks):
 
 
 def handler_table(*modules):
-    """{op: (needs, fn)} of the handlers defined in `modules`; an op handled twice is an error."""
+    """{op: (needs, fn)} of the handlers the (imported) `modules` declare; an op handled by two
+    of them is an error."""
     table = {}
     for module in modules:
-        for fn in vars(module).values():
-            if callable(fn) and hasattr(fn, "handles") and fn.__module__ == module.__name__:
-                op, needs = fn.handles
-                if op in table:
-                    raise ValueError(f"two handlers of {op!r}: {table[op][1].__qualname__} and {fn.__qualname__}")
-                table[op] = (needs, fn)
+        for op, entry in _DECLARED.get(module.__name__, {}).items():
+            if op in table:
+                raise ValueError(f"{op!r} is handled by {table[op][1].__module__} and {module.__name__}")
+            table[op] = entry
     return table

@@ -60,7 +60,7 @@ def state_hash(state):
 # -- apply ------------------------------------------------------------------------------------
 # op -> (precondition or None, handler): every module with handlers is named here, so that
 # importing db alone applies every command as the daemon does.
-HANDLERS = handler_table(cluster, groups, moves, pause, domains, failover)
+HANDLERS = handler_table(cluster, pause, groups, domains, moves, failover)
 
 
 def first_result(state, rid):

@@ -14,7 +14,7 @@ import uuid
 from . import domains, events, pause
 from .errors import ClusterError
 from .groups import find_group
-from .rpc import require, rpc
+from .method import require, rpc
 
 RO, OP = "read-only", "pool-operator"
 GROUP = ("group", "string")

@@ -12,7 +12,7 @@ import uuid
 from .cluster import CLUSTER_STACK
 from .errors import ClusterError
 from .node import new_ids
-from .rpc import rpc
+from .method import rpc
 from .tasks import NULL_REF
 
 RO, OP, ADMIN = "read-only", "pool-operator", "pool-admin"
