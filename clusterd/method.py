@@ -4,6 +4,7 @@ and require(). rpc.METHODS is the table of the methods of the modules rpc names 
 from dataclasses import dataclass
 
 from . import auth
+from .declare import Declarations
 from .errors import ClusterError
 
 
@@ -16,15 +17,12 @@ class Method:
     session: bool
 
 
-_DECLARED = {}  # module name -> {method name: Method}, in the order declared
+_DECLARED = Declarations("method")
 
 
 def rpc(name, *, role="read-only", params=(), session=True):
     def deco(fn):
-        own = _DECLARED.setdefault(fn.__module__, {})
-        if name in own:
-            raise ValueError(f"{fn.__module__} declares {name!r} twice")
-        own[name] = Method(name, fn, role, tuple(params), session)
+        _DECLARED.declare(fn.__module__, name, Method(name, fn, role, tuple(params), session))
         return fn
     return deco
 
@@ -36,12 +34,5 @@ def require(call, role, method, why):
 
 
 def method_table(*modules):
-    """{name: Method} of the methods the (imported) `modules` declare; a name declared by two
-    of them is an error."""
-    table = {}
-    for module in modules:
-        for name, m in _DECLARED.get(module.__name__, {}).items():
-            if name in table:
-                raise ValueError(f"{name!r} is declared by {table[name].fn.__module__} and {module.__name__}")
-            table[name] = m
-    return table
+    """{name: Method} of the methods the (imported) `modules` declare."""
+    return _DECLARED.table(*modules)

@@ -4,6 +4,11 @@ and one that imports clusterd.rpc alone knows every API method."""
 import json
 import subprocess
 import sys
+import types
+
+import pytest
+
+from clusterd.declare import Declarations
 
 SHOW = """
 import json, sys
@@ -42,3 +47,16 @@ def test_importing_rpc_alone_gives_the_daemons_method_table():
     assert alone == daemon
     names = {m[0] for m in daemon["methods"]}
     assert {"Cluster.get_all", "Group.move", "Node.pause", "Domain.switchover", "session.login_with_password"} <= names
+
+
+def test_a_table_holds_only_the_named_modules_and_refuses_a_key_declared_twice():
+    d = Declarations("thing")
+    a, b, c = (types.ModuleType(n) for n in ("a", "b", "c"))
+    d.declare("a", "x", 1)
+    d.declare("b", "y", 2)
+    d.declare("c", "x", 3)
+    assert d.table(a, b) == {"x": 1, "y": 2} and d.table(b) == {"y": 2}
+    with pytest.raises(ValueError, match="declared by a and c"):
+        d.table(a, c)
+    with pytest.raises(ValueError, match="declares the thing 'y' twice"):
+        d.declare("b", "y", 4)
