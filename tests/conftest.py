@@ -10,7 +10,7 @@ import psutil
 import pytest
 from xprocess import ProcessStarter
 
-from clusterctl.launcher import LocalCluster
+from clusterctl.lab.launcher import LocalCluster
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 

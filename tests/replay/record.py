@@ -19,7 +19,7 @@ import time
 import msgpack
 from pysyncobj.pickle import loads
 
-from clusterctl.launcher import LocalCluster
+from clusterctl.lab.launcher import LocalCluster
 from clusterd.client import Client
 from raft.journal import parse
 
