@@ -1,9 +1,9 @@
 """Failover in the cluster database: fencing records, and moving a lost node's groups.
 
 Pure handlers and pure decisions; the coordinator (coordinator.py) runs them on the leader.
-A group moves off a node only after that node is fenced (DESIGN.md invariant 4): the fence
-request and its result are committed entries, and `group.failover` refuses a group whose
-owner is not fenced.
+A group moves off a node only after that node is fenced (docs/architecture.md, invariant 4):
+the fence request and its result are committed entries, and `group.failover` refuses a group
+whose owner is not fenced.
 """
 from . import moves
 from .commands import handler, ok

@@ -359,7 +359,7 @@ def _group_offline(state, cmd):
     return _command_state(state, cmd, "offline")
 
 
-# -- values from outside: bounded, finite, well formed (issue 11) --------------------------------
+# -- values from outside: bounded, finite, well formed ---------------------------------------------
 LIMITS = {"threshold": 10000, "period": 30 * 86400.0, "delay": 3600.0, "period_hours": 366 * 24.0,
           "monitor_interval": 3600.0}
 INTEGERS = ("threshold",)

@@ -1,6 +1,6 @@
 """Failover through the functional core: fence records and group.failover on plain state.
 
-A group leaves a lost node only after a committed fence of that node (DESIGN.md invariant 4),
+A group leaves a lost node only after a committed fence of that node (docs/architecture.md, invariant 4),
 and a fence speaks only for the absence it was made for.
 """
 import pytest
