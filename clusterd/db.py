@@ -20,9 +20,14 @@ from .errors import failure
 
 DEDUP_WINDOW = 120.0  # seconds; a client retries for at most its timeout times its attempts (client.py: 30 s)
 DEDUP_MAX = 500_000  # entries: a memory ceiling, ~4,000 writes/s sustained for the whole window
+# The state's shape, written in every snapshot (raft.replica keeps it beside the state). 0 is a
+# snapshot written before snapshots carried it: the same keys, or fewer when it is older still.
+SCHEMA_VERSION = 1
 
 
 def initial_state():
+    """The state of a cluster that was never bootstrapped; it has every top-level key, so code
+    reads state["key"] and never has to supply a default."""
     return {
         "bootstrapped": False,
         "cluster": None,  # the Cluster record, or None when no cluster exists
@@ -41,6 +46,15 @@ def initial_state():
         "queues": {},  # results queue -> {request handle -> completion} (events.py)
         "queue_order": [],  # [queue, key], oldest first (events.py bounds the queues)
     }
+
+
+def upgrade(state, version):
+    """A state loaded from a snapshot of schema `version`, in this code's shape."""
+    if type(version) is not int or not 0 <= version <= SCHEMA_VERSION:
+        raise ValueError(f"a snapshot of schema {version!r}: this code reads 0 to {SCHEMA_VERSION}")
+    for key, empty in initial_state().items():  # 0 -> 1: a key added since the snapshot was written
+        state.setdefault(key, empty)
+    return state
 
 
 def _canonical(value):

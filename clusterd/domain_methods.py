@@ -146,7 +146,7 @@ async def domain_end(call, group, queue):
 @rpc("Domain.get_request", params=(("handle", "string"),))
 async def domain_get_request(call, handle):
     def get(s):
-        req = s.get("domain_requests", {}).get(handle)
+        req = s["domain_requests"].get(handle)
         if req is None:
             raise ClusterError("OPERATION_NOT_FOUND", handle)
         return domains.request_view(req)

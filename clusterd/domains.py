@@ -321,7 +321,7 @@ def _needs_request(state, cmd):
         return failure("ERROR_INVALID_PARAMETER", "kind")
     if not events.valid_queue(cmd.get("queue")):
         return failure("ERROR_INVALID_PARAMETER", "queue", message=f"a queue name is 1-{events.MAX_QUEUE_NAME} printable characters")
-    if cmd["handle"] in state.get("domain_requests", {}):
+    if cmd["handle"] in state["domain_requests"]:
         return failure("ERROR_OBJECT_ALREADY_EXISTS", cmd["handle"])
     return _busy(g) or _rules(state, g, cmd)
 
@@ -346,7 +346,7 @@ def _domain_request(state, cmd):
            "target": switchover_target(state, g) if cmd["kind"] == "switchover" else
            cmd["node"] if cmd["kind"] == "failover" else start_target(state, g) if cmd["kind"] == "start" else None, "from": cmd.get("from"), "reason": cmd.get("reason"),
            "error": None, "exit_program": d["exit_program"]}
-    requests = state.setdefault("domain_requests", {})
+    requests = state["domain_requests"]
     requests[cmd["handle"]] = req
     while len(requests) > REQUESTS_KEEP:
         del requests[next(iter(requests))]
@@ -357,7 +357,7 @@ def _domain_request(state, cmd):
 
 
 def _needs_open_request(state, cmd):
-    req = state.get("domain_requests", {}).get(cmd.get("handle")) if isinstance(cmd.get("handle"), str) else None
+    req = state["domain_requests"].get(cmd.get("handle")) if isinstance(cmd.get("handle"), str) else None
     if req is None or req["status"] != "pending":
         return failure("OPERATION_NOT_FOUND", str(cmd.get("handle")))
     return None

@@ -13,9 +13,9 @@ def valid_queue(name):
 
 def post(state, queue, key, entry):
     """Put `entry` under `key` on `queue`; forget the oldest entries past the bound."""
-    queues = state.setdefault("queues", {})
+    queues = state["queues"]
     queues.setdefault(queue, {})[key] = dict(entry, key=key)
-    order = state.setdefault("queue_order", [])
+    order = state["queue_order"]
     order.append([queue, key])
     while len(order) > QUEUES_KEEP:
         q, k = order.pop(0)
@@ -26,4 +26,4 @@ def post(state, queue, key, entry):
 
 def read(state, queue, key):
     """The entry, or None when there is none (yet)."""
-    return (state.get("queues", {}).get(queue) or {}).get(key)
+    return state["queues"].get(queue, {}).get(key)

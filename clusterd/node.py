@@ -55,7 +55,7 @@ class Node:
         self.replica = Replica(
             self_addr=cfg.raft, partners=partners, data_dir=cfg.data_dir, password=token,
             token_timeout=cfg.token_timeout, apply=db.apply, state=db.initial_state(),
-            on_applied=self._applied)
+            on_applied=self._applied, schema=db.SCHEMA_VERSION, upgrade=db.upgrade)
         self.loop = None
         self._membership_lock = None
         # wake-ups, so that a failover does not wait for polling intervals (set in attach):

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from clusterd import domains, events, placement
+from clusterd import db, domains, events, placement
 
 from builders import booted, ok, run
 from builders import refused_before_submit as refused
@@ -301,7 +301,7 @@ def test_failover_to_a_backup_rotates_the_roles():
 
 
 def test_queue_is_bounded():
-    s = {}
+    s = db.initial_state()
     for i in range(events.QUEUES_KEEP + 5):
         events.post(s, "q", f"k{i}", {"ok": True})
     assert events.read(s, "q", "k0") is None and events.read(s, "q", f"k{events.QUEUES_KEEP + 4}")["ok"]
