@@ -10,6 +10,12 @@ def ok(value=None):
     return {"ok": value}
 
 
+def pending(handle=None):
+    """The result of a command whose work goes on after it (ERROR_IO_PENDING, 0x3E5): the handle
+    to follow it by, when it has one."""
+    return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5, **({"handle": handle} if handle is not None else {})})
+
+
 def handler(op, needs=None):
     """Declare fn the handler of `op`; `needs(state, cmd)` returns a failure when the command
     cannot apply. apply() checks it first, and Node.write checks it against the local state

@@ -5,7 +5,7 @@ A group moves off a node only after that node is fenced (docs/architecture.md, i
 the fence request and its result are committed entries, and `group.failover` refuses a group
 whose owner is not fenced.
 """
-from . import moves
+from . import moves, policy
 from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
@@ -132,10 +132,8 @@ def _group_failover(state, cmd):
     if refused:
         return refused
     g["failover_wanted"] = False
-    period = g["failover"]["period_hours"] * 3600
-    recent = [t for t in g["failures"] if cmd["at"] - t < period]
-    g["failures"] = recent + [cmd["at"]]
-    past = len(recent) >= g["failover"]["threshold"]
+    past = policy.failovers_exhausted(g, cmd["at"])
+    g["failures"] = policy.recent_failovers(g, cmd["at"]) + [cmd["at"]]
     if cmd["reason"] == "not handed over":  # the source did not hand over; it is fenced
         moves.end_move(state, g, "failed", "the source did not hand over within its stop bound; it was fenced")
     if not past and cmd["reason"] == "resource failed":
