@@ -106,6 +106,18 @@ def gone(pid):
         return True
 
 
+# Modules without real processes, sockets or namespaces; every other test is marked `cluster`,
+# so that `pytest -m "not cluster"` runs the fast part alone.
+NOT_CLUSTER = ("test_core", "test_scenarios", "test_apidoc", "test_raft_journal")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = item.module.__name__
+        if not (name.endswith("_core") or name in NOT_CLUSTER):
+            item.add_marker(pytest.mark.cluster)
+
+
 @contextlib.contextmanager
 def running_cluster(tmp_path_factory, xprocess, prefix="cluster", n=3, **create):
     """n real daemons, started, ready and quorate; stopped afterwards (and a network-namespace
