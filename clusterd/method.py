@@ -1,7 +1,10 @@
 """What a module of API methods needs: rpc(), which declares a method (its name "Class.method",
 minimum role, typed parameters, whether it needs a session) as part of the module defining it,
 and require(). rpc.METHODS is the table of the methods of the modules rpc names (method_table)."""
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypeVar
 
 from . import auth
 from .declare import Declarations
@@ -11,28 +14,30 @@ from .errors import ClusterError
 @dataclass
 class Method:
     name: str
-    fn: object
+    fn: Callable[..., Awaitable[Any]]
     role: str
-    params: tuple
+    params: tuple[tuple[str, str], ...]  # (name, type) each; the types are rpc.CHECKS'
     session: bool
 
 
-_DECLARED = Declarations("method")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+_DECLARED: Declarations[Method] = Declarations("method")
 
 
-def rpc(name, *, role="read-only", params=(), session=True):
-    def deco(fn):
+def rpc(name: str, *, role: str = "read-only", params: tuple[tuple[str, str], ...] = (),
+        session: bool = True) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
         _DECLARED.declare(fn.__module__, name, Method(name, fn, role, tuple(params), session))
         return fn
     return deco
 
 
-def require(call, role, method, why):
+def require(call: Any, role: str, method: str, why: str) -> None:
     """Refuse, as dispatch() does, a call whose arguments need more than the method's role."""
     if auth.rank(call.session["role"]) < auth.rank(role):
         raise ClusterError("RBAC_PERMISSION_DENIED", method, role, message=f"{why}: {role} only")
 
 
-def method_table(*modules):
+def method_table(*modules: ModuleType) -> dict[str, Method]:
     """{name: Method} of the methods the (imported) `modules` declare."""
     return _DECLARED.table(*modules)

@@ -9,7 +9,7 @@ import pytest
 from test_imports_core import import_graph, project_modules
 
 CORE = ["clusterd." + m for m in (
-    "db", "cluster", "commands", "declare", "errors", "groups", "moves", "pause", "domains", "failover", "events",
+    "db", "schema", "cluster", "commands", "declare", "errors", "groups", "moves", "pause", "domains", "failover", "events",
     "placement", "policy", "quorum", "lease", "timing", "plan", "decide")]
 IMPURE = {"time", "os", "asyncio", "random", "uuid", "socket", "threading", "subprocess"}
 
