@@ -5,7 +5,8 @@ state at the same index, the commands committed up to that index are read from o
 journal and written to journal.msgpack, with that index and the nodes' state_hash in
 expected.json.
 
-    .venv/bin/python tests/replay/record.py   # rewrites tests/replay/journal.msgpack and expected.json
+    .venv/bin/python tests/replay/record.py        # rewrites tests/replay/journal.msgpack and expected.json
+    .venv/bin/python tests/replay/record.py DIR    # writes them to DIR instead
 
 Re-record only when a change of behaviour is intended: the point of the fixture is that the
 code of the day replays a journal written by an earlier one to the same state.
@@ -101,7 +102,7 @@ def committed_batches(journal, last_index):
     return blobs
 
 
-def main():
+def main(out=HERE):
     with tempfile.TemporaryDirectory(prefix="replay-") as d:
         cluster = LocalCluster(os.path.join(d, "c"))
         cluster.create(3)
@@ -124,13 +125,13 @@ def main():
         finally:
             cluster.stop_all()
         blobs = committed_batches(os.path.join(cluster.dir, "node1", "data", "raft.journal"), index)
-    with open(os.path.join(HERE, "journal.msgpack"), "wb") as f:
+    with open(os.path.join(out, "journal.msgpack"), "wb") as f:
         f.write(msgpack.packb(blobs, use_bin_type=True))
-    with open(os.path.join(HERE, "expected.json"), "w") as f:
+    with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump({"state_index": index, "state_hash": digest, "entries": len(blobs)}, f, indent=2)
         f.write("\n")
     print(f"{len(blobs)} entries up to index {index}: state_hash {digest}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(*sys.argv[1:2]))
