@@ -97,7 +97,8 @@ DOCS: dict[str, Doc] = {
     "Node.fence_status": d("{node: {status requested|fenced|failed, agent, attempts, detail}}"),
     "Node.add": d("add a member (Raft membership change, on the leader)", "INVALID_VALUE", "NOT_LEADER",
                   "MEMBERSHIP_CHANGE_IN_PROGRESS", write=True),
-    "Node.remove": d("remove a member (on the leader; not the leader itself)", "HANDLE_INVALID", "INVALID_VALUE",
+    "Node.remove": d("remove a member (on the leader; not the leader itself); its groups that may run there go on "
+                     "elsewhere once it is fenced", "HANDLE_INVALID", "INVALID_VALUE",
                      "NOT_LEADER", "MEMBERSHIP_CHANGE_IN_PROGRESS", "CLUSTER_HOST_IS_LAST", write=True),
     "Node.pause": d("ApiPauseNodeEx: pause (ERROR_SUCCESS) or drain ({status: ERROR_IO_PENDING, code}); flags 0 or "
                     "0x1 REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR, ignored without drain", "ERROR_INVALID_HANDLE",
@@ -116,7 +117,7 @@ DOCS: dict[str, Doc] = {
                       write=True),
     "Group.rename": d("rename (the id stays)", "ERROR_GROUP_NOT_FOUND", "ERROR_INVALID_NAME", "ERROR_ALREADY_EXISTS",
                       write=True),
-    "Group.online": d(f"the group and every resource in it to online (placed if it has no owner): {PENDING}",
+    "Group.online": d(f"the group and every resource in it to online (placed if it has no owner or is offline on a paused one): {PENDING}",
                       "ERROR_GROUP_NOT_FOUND", "CLUSTER_SPECIAL_GROUP", "ERROR_CLUSTER_NODE_DOWN",
                       "ERROR_CLUSTER_NODE_PAUSED", write=True),
     "Group.offline": d(f"the group and every resource in it to offline: {PENDING}", "ERROR_GROUP_NOT_FOUND",
@@ -239,6 +240,9 @@ AGENT_PROPERTIES: dict[str, dict[str, str]] = {
         "not_now_file": "absolute path: not_now while the file exists",
         "reject_move": "flag: prepare_move rejects a move (the group stays, no failure counted)",
         "reject_move_file": "absolute path: reject_move while the file exists",
+        "crash": "flag: every agent call raises (an agent bug; the node counts it a failure, keeps the resource "
+                 "in its books)",
+        "crash_file": "absolute path: crash while the file exists",
         "witness": "an absolute path: one JSON line per start and stop",
     },
 }

@@ -264,7 +264,7 @@ def _forgotten(state, name):
     return name in c.get("forgotten", []) or state["members"][name]["heartbeat"] in c["pending_forget"]
 
 
-def _set_forgotten(state, names):
+def set_forgotten(state, names):
     c = state["cluster"]
     legacy = [n for n, m in state["members"].items() if m["heartbeat"] in c["pending_forget"] and n not in names]
     names = [n for n in names if n in state["members"]] + legacy
@@ -279,7 +279,7 @@ def _cluster_host_forget(state, cmd):
     ch = state["cluster_hosts"][cmd["self"]]
     if len(state["cluster_hosts"]) == 1:
         return failure("CLUSTER_HOST_IS_LAST", cmd["self"])
-    _set_forgotten(state, list(dict.fromkeys(state["cluster"].get("forgotten", []) + [ch["host"]])))
+    set_forgotten(state, list(dict.fromkeys(state["cluster"].get("forgotten", []) + [ch["host"]])))
     del state["cluster_hosts"][cmd["self"]]
     return ok()
 
@@ -312,20 +312,4 @@ def _member_add(state, cmd):
     c = state["cluster"]
     if c is not None and c["pool_auto_join"]:
         state["cluster_hosts"].update(_new_cluster_hosts(state, cmd, [m["name"]]))
-    return ok()
-
-
-@handler("member.remove")
-def _member_remove(state, cmd):
-    name = cmd["name"]
-    if name not in state["members"]:
-        return failure("HANDLE_INVALID", "host", name)
-    if len(state["members"]) == 1:
-        return failure("CLUSTER_HOST_IS_LAST", name)
-    del state["members"][name]
-    c = state["cluster"]
-    if c is not None:  # forgotten and now removed: no longer pending
-        _set_forgotten(state, [n for n in c.get("forgotten", []) if n != name])
-    state["cluster_hosts"] = {r: ch for r, ch in state["cluster_hosts"].items() if ch["host"] != name}
-    state["view"]["live"] = [n for n in state["view"]["live"] if n != name]
     return ok()

@@ -108,29 +108,37 @@ def _node_duties(step, name):
 
 
 def _drain(step, name, rec):
-    """Where each group of a draining node goes. Without CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_NODE_
-    ON_MOVE_ERROR (0x1) a group moves anyway (ApiPauseNodeEx): placement without its policy when
-    the policy leaves no node, and a move that does not ask its resources (a locked resource or
-    one that rejects the move does not keep it), as CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS."""
-    s = step.s
-    remain = rec["flags"] & pause.REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR
+    out, kept = drain_plan(step.s, step.live, name)
+    step.task("drain", f"drain:{name}", node=name, moves=out, kept=kept)
+
+
+def drain_plan(s, live, name, only=None):
+    """Where each group of a draining node goes (those in `only` when given): ([[group id,
+    destination, move flags]], [group ids kept]). Without CLUSAPI_NODE_PAUSE_REMAIN_ON_PAUSED_
+    NODE_ON_MOVE_ERROR (0x1) a group moves anyway (ApiPauseNodeEx): placement without its policy
+    when the policy leaves no node, and a move that does not ask its resources (a locked resource
+    or one that rejects the move does not keep it), as CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS.
+    With 0x1 the moves ask the resources, and a group they refuse stays (mover.py: kept)."""
+    remain = pause.node_record(s, name)["flags"] & pause.REMAIN_ON_PAUSED_NODE_ON_MOVE_ERROR
     flags = 0 if remain else moves.IGNORE_RESOURCE_STATUS
     load = placement.node_load(s)
     out, kept = [], []
     for gid in pause.owned_groups(s, name):
+        if only is not None and gid not in only:
+            continue
         g = s["groups"][gid]
         if g.get("move"):  # an earlier leader started this move: follow it
             out.append([gid, g["move"]["to"], g["move"]["flags"]])
             continue
-        dest = placement.place_group(s, step.live, g, exclude=[name], load=load)
+        dest = placement.place_group(s, live, g, exclude=[name], load=load)
         if dest is None and not remain:
-            dest = placement.place_group(s, step.live, g, exclude=[name], load=load, policy=False)
+            dest = placement.place_group(s, live, g, exclude=[name], load=load, policy=False)
         if dest is None:
             kept.append(gid)
             continue
         load[0][dest] += 1
         out.append([gid, dest, flags])
-    step.task("drain", f"drain:{name}", node=name, moves=out, kept=kept)
+    return out, kept
 
 
 def _lost_node(step, down, group_ids):

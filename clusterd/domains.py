@@ -13,7 +13,7 @@ leader first moves the group, mover.py); one failed -> every active node is call
 Undo succeeded -> the status comes back, the request failed; Undo failed -> Indoubt (30). The
 completion goes to the results queue the caller named, keyed by the request handle (events.py).
 
-IBM numbers: the action codes (enum
+IBM numbers, all confirmed: the action codes (enum
 QcstCrgActionCode) and the CRG statuses (enum QcstCrgStatus) from IBM's QSYSINC headers
 QCSTCRG3.H and QCST.H, with IBM's names; the role numbers from QCST.H (primary 0, replicate
 -1, peer -4; backups 1..n in order). A failover gives the node the group leaves, when it is

@@ -56,7 +56,8 @@ CODES = {
     "ERROR_HOST_NODE_NOT_GROUP_OWNER": (0x1398, "the reporting node does not own the group"),
     "ERROR_RESOURCE_ONLINE": (0x139B, "the resource is not offline"),
     "ERROR_CORE_RESOURCE": (0x13A2, "the core group cannot be deleted"),
-    # winerror.h (the numbers as in Microsoft's System Error Codes table)
+    # winerror.h (numbers confirmed in Microsoft's System Error Codes table, mingw-w64's winerror.h
+    # and golang/sys's windows/zerrors_windows.go)
     "ERROR_INVALID_STATE": (0x139F, "the object is not in a state that allows this"),
     "ERROR_CLUSTER_NODE_NOT_FOUND": (0x13B2, "no such cluster node"),
     "ERROR_CLUSTER_NODE_DOWN": (0x13BA, "no node that is up can do this"),

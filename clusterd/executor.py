@@ -46,6 +46,13 @@ def _create_time(pid):
         return None
 
 
+def _raised(agent, call, e, severity=agents.SOFT):
+    """An agent call that raised (an agent bug) as the failure it is: the resource may be in any
+    state, so it stays in the books and is stopped (a stop that raised is retried as a kill)."""
+    log.error("resource %s: %s raised %r", agent.name, call, e, exc_info=e)
+    return agents.Result(agents.FAILED, detail=f"{call} raised {e.__class__.__name__}: {e}", severity=severity)
+
+
 def _extract(state, actions, me):
     """What the actions need of the committed state, copied so they can run without the lock."""
     out = {}
@@ -77,6 +84,7 @@ class Executor:
         self.hold_until = 0.0
         self.shutting_down = False
         self._lost = False
+        self._broken = set()  # the groups whose data the plan could not read, as last logged
         self.wake = asyncio.Event()
 
     def ctx(self):
@@ -125,6 +133,10 @@ class Executor:
         self._log_mode(view, now)
         try:
             actions, extras = self.node.replica.read(lambda s: self._plan(s, view, now))
+        except Exception:  # the committed state cannot be read at all: plan without it
+            log.exception("no plan from the committed state: keeping what runs while the right holds")
+            actions, extras = plan.plan(None, self.me, view, now, self.books), {}
+        try:
             self._carry_out(actions, extras)
         except Exception:
             log.exception("executor step failed")
@@ -132,8 +144,21 @@ class Executor:
         return TICK if wake is None else max(0.0, min(TICK, wake - time.monotonic()))
 
     def _plan(self, state, view, now):
-        actions = plan.plan(state, self.me, view, now, self.books)
-        return actions, _extract(state, actions, self.me)
+        errors = []
+        actions = plan.plan(state, self.me, view, now, self.books, errors)
+        broken = {gid for gid, _ in errors}
+        if broken != self._broken:
+            for gid, e in errors:
+                log.error("group %s: its data cannot be planned (%r): its resources are stopped", gid, e)
+            self._broken = broken
+        extras = {}
+        for key, action in list(actions.items()):
+            try:
+                extras.update(_extract(state, {key: action}, self.me))
+            except Exception:
+                log.exception("%s: %s of %s dropped (its data cannot be read)", key, action.kind, action.target)
+                del actions[key]
+        return actions, extras
 
     def _log_mode(self, view, now):
         lost = not plan.right_to_start(view, now) and now >= view["hold_until"] and not self.shutting_down
@@ -183,9 +208,9 @@ class Executor:
         ctx.move_properties = dict(r.get("move_properties") or {})  # the move that brought it here
         return agents.create({k: r[k] for k in ("id", "name", "type", "properties")}, ctx)
 
-    def may_start_now(self):
-        v = self.view()
-        return plan.right_to_start(v, time.monotonic()) or (v["policy"] == "ignore" and v["ready"] and not self.shutting_down)
+    def may_start_now(self, gid):
+        view = self.view()
+        return self.node.replica.read(lambda s: plan.may_start(s, self.me, view, time.monotonic(), gid))
 
     async def _do_start(self, key, rid, r):
         previous = self.books.get(rid)
@@ -194,7 +219,7 @@ class Executor:
             if plan.right_to_start(self.view(), time.monotonic()):
                 if not await self._report(rid, "OnlinePending", None, restarted=restarted):
                     return  # refused: start nothing (held for RETRY)
-            if not self.may_start_now():  # the instant before the start
+            if not self.may_start_now(key):  # the instant before the start
                 return
             agent = self.agents[rid] = self._agent(r)
             self.books[rid] = Entry(group=key, phase=STARTING, busy="start")
@@ -205,6 +230,8 @@ class Executor:
         except asyncio.CancelledError:
             self.books[rid] = Entry(group=key, phase=UNKNOWN)  # whatever it left is stopped next
             raise
+        except Exception as e:
+            result = _raised(agent, "start", e)
         self.results[rid] = result
         if result.state == agents.ONLINE:
             self.books[rid] = Entry(group=key, phase=UP, next_monitor=time.monotonic() + r["monitor_interval"])
@@ -233,7 +260,10 @@ class Executor:
                                            max(0.0, self.node.lease_deadline() - time.monotonic()))
                 except asyncio.TimeoutError:
                     pass
-            result = await (agent.kill() if kill else agent.stop())
+            try:
+                result = await (agent.kill() if kill else agent.stop())
+            except Exception as exc:  # it may still run: a failed stop (retried as a kill)
+                result = _raised(agent, "kill" if kill else "stop", exc, agents.HARD)
         finally:
             e.busy = None
         if result.state == agents.OFFLINE:
@@ -270,6 +300,8 @@ class Executor:
         agent, last = self.agents[rid], self.results.get(rid)
         try:
             result = await agent.monitor()
+        except Exception as exc:
+            result = _raised(agent, "monitor", exc)
         finally:
             e.busy = None
             e.next_monitor = time.monotonic() + (interval or plan.ADOPTED_MONITOR_INTERVAL)
@@ -297,9 +329,12 @@ class Executor:
         for rid in order:
             if rid in self.books and self.books[rid].phase == UP:
                 agent = self.agents[rid]
-                try:  # an agent that cannot say in time says "not now"
+                try:  # an agent that cannot say in time, or at all, says "not now"
                     answers[agent.name] = await asyncio.wait_for(agent.prepare_move(properties), PREPARE_MOVE_TIMEOUT)
                 except asyncio.TimeoutError:
+                    answers[agent.name] = agents.MOVE_NOT_NOW
+                except Exception as exc:
+                    _raised(agent, "prepare_move", exc)
                     answers[agent.name] = agents.MOVE_NOT_NOW
         worst = next((a for a in (agents.MOVE_REJECT, agents.MOVE_NOT_NOW) if a in answers.values()), agents.MOVE_OK)
         try:
@@ -344,7 +379,10 @@ class Executor:
     async def _adopt_leftovers(self):
         for resource in agents.leftovers(self.node.cfg.data_dir):
             agent = agents.create(resource, self.ctx())
-            result = await agent.adopt()
+            try:
+                result = await agent.adopt()
+            except Exception as e:  # it may run: stopped next (UNKNOWN)
+                result = _raised(agent, "adopt", e, agents.HARD)
             if result is None:
                 continue
             rid = resource["id"]

@@ -6,6 +6,7 @@ the fence request and its result are committed entries, and `group.failover` ref
 whose owner is not fenced.
 """
 from . import moves, policy
+from .cluster import set_forgotten
 from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
@@ -54,18 +55,50 @@ def _member_hello(state, cmd):
     return ok()
 
 
+def _new_fence(state, node, agent, at, process, live=False):
+    """A fence of `node` requested, for the daemon incarnation `process`: a fence never acts on
+    a later one (member.hello of a restarted daemon ends the fence record)."""
+    state["fence"][node] = {"status": "requested", "agent": agent, "at": at, "detail": "",
+                            "attempts": state["fence"].get(node, {}).get("attempts", 0) + 1,
+                            "process": process, "live": live}
+
+
 @handler("fence.request")
 def _fence_request(state, cmd):
-    if cmd["node"] not in state["members"]:
+    member, earlier = state["members"].get(cmd["node"]), state["fence"].get(cmd["node"])
+    if member is None and earlier is None:  # (a removed node keeps its fence record: member.remove)
         return failure("HANDLE_INVALID", "host", cmd["node"])
     live = bool(cmd.get("live"))  # a live source that did not hand over within its stop bound
     if cmd["node"] in state["view"]["live"] and not (live and handing_over(state, cmd["node"])):
         return failure("INVALID_VALUE", cmd["node"], message="a live node is fenced only when it does not hand over")
-    # the daemon incarnation this fence is for: a fence never acts on a later one (member.hello
-    # of a restarted daemon ends the fence record)
-    state["fence"][cmd["node"]] = {"status": "requested", "agent": cmd["agent"], "at": cmd["at"], "detail": "",
-                                   "attempts": state["fence"].get(cmd["node"], {}).get("attempts", 0) + 1,
-                                   "process": state["members"][cmd["node"]].get("process"), "live": live}
+    _new_fence(state, cmd["node"], cmd["agent"], cmd["at"], (member or earlier).get("process"), live)
+    return ok()
+
+
+@handler("member.remove")
+def _member_remove(state, cmd):
+    """The member goes. What it owned does not stay with a node that is gone: a group that runs
+    nowhere (offline, every resource offline, no move) loses its owner, and the next online
+    places it; if any other group is left, its fence is requested here, so that the leader
+    fences the removed node and then fails its groups over as it does a lost node's."""
+    name = cmd["name"]
+    if name not in state["members"]:
+        return failure("HANDLE_INVALID", "host", name)
+    if len(state["members"]) == 1:
+        return failure("CLUSTER_HOST_IS_LAST", name)
+    member = state["members"].pop(name)
+    c = state["cluster"]
+    if c is not None:  # forgotten and now removed: no longer pending
+        set_forgotten(state, [n for n in c.get("forgotten", []) if n != name])
+    state["cluster_hosts"] = {r: ch for r, ch in state["cluster_hosts"].items() if ch["host"] != name}
+    state["view"]["live"] = [n for n in state["view"]["live"] if n != name]
+    owned = [g for g in state["groups"].values() if g["owner"] == name and not g["special"]]
+    for g in owned:
+        if g["persistent_state"] == "offline" and g["state"] == "Offline" and not g.get("move"):
+            g["owner"] = None
+            _refresh(state, g)
+    if any(g["owner"] == name for g in owned) and not fenced(state, name):
+        _new_fence(state, name, cmd.get("agent"), cmd.get("at"), member.get("process"))
     return ok()
 
 

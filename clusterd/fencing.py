@@ -59,7 +59,8 @@ async def fence_watchdog(fencer, down):
     membership = fencer.node.membership
     while True:
         bound = fencer.node.replica.read(lambda s: timing.node_stop_bound(s, down))
-        delay = timing.fence_delay(membership.lease_length(), bound)
+        # the lease as long as with `down` counted: a member removed since its last grant got it so
+        delay = timing.fence_delay(membership.lease_length({**fencer.node.members(), down: {}}), bound)
         start = membership.fence_clock_start(down)
         if start is None:
             return False, "this node is no longer the Raft leader"
@@ -96,21 +97,14 @@ def _process_targets(state, down):
     return [p for p in procs if p and p.get("create_time")]
 
 
-def _fence_stop_timeout(resource):
-    """A process record is stopped by killing its process group at once; any other agent's
-    stop is an action (an OCF script's stop) that needs the resource's own stop timeout."""
-    if resource.get("type") == "process":
-        return 0.0
-    return timing.stop_timeout(resource.get("type"), resource.get("properties"))
-
-
 async def _stop_recorded(data_dir, down):
-    """Stop what the lost node's agents recorded as possibly running, with no grace time for a
-    process (its daemon is dead: nobody else acts on these records). [] or what failed to stop."""
+    """Stop what the lost node's agents recorded as possibly running, as each agent stops at once
+    (kill: no grace time for a process; an OCF script's stop with its stop timeout), since its
+    daemon is dead and nobody else acts on these records. [] or what failed to stop."""
     left = []
     for resource in agents.leftovers(data_dir):
         agent = agents.create(resource, agents.Context(node=down, data_dir=data_dir))
-        result = await agent.stop(timeout=_fence_stop_timeout(resource))
+        result = await agent.kill()
         if result.state != "offline":
             left.append(f"{resource.get('name')}: {result.detail}")
     return left

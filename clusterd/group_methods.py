@@ -59,14 +59,17 @@ _load = {}  # node -> (monotonic time, placement.node_load(state))
 
 
 def _owner_for(call, group_key):
-    """Where a group without an owner goes when commanded online (the placement policy).
-    The choice travels in the command, so a load summary a moment old is good enough."""
+    """Where a group commanded online goes when it needs a new owner (groups.new_owner_wanted:
+    it has none, or it is offline on a paused node), by the placement policy. The choice
+    travels in the command, so a load summary a moment old is good enough."""
     live = call.node.membership.view()["live"]
 
     def choose(state):
         g = groups.find_group(state, group_key)
-        if g is None or g["owner"] or g["preferred_owners"]:
-            return placement.place_group(state, live, g) if g and not g["owner"] else None
+        if g is None or not groups.new_owner_wanted(state, g):
+            return None
+        if g["preferred_owners"]:
+            return placement.place_group(state, live, g)
         now = time.monotonic()
         cached = _load.get(call.node)
         if cached is None or now - cached[0] > LOAD_CACHE:
@@ -87,7 +90,7 @@ async def group_create(call, name):
 @rpc("Group.delete", role=OP, params=(GROUP, ("force", "bool")))
 async def group_delete(call, group, force):
     rid = call.rid or str(uuid.uuid4())  # over XML-RPC a call has none: the two steps share a fresh one
-    if force:  # offline first, so that nothing keeps running what is deleted
+    if force and not call.answered():  # offline first, so that nothing keeps running what is deleted
         g = call.node.read(lambda s: group_view(s, _group(s, group)))
         if g["persistent_state"] == "online" and not g["special"]:
             op = await call.node.write("group.offline", rid=f"{rid}-offline", group=group,
@@ -182,8 +185,9 @@ async def resource_set_properties(call, resource, properties):
     def now(s):
         r = _resource(s, resource)
         return r["type"], dict(r["properties"])
-    type_name, current = call.node.read(now)
-    _check_properties(call, "Resource.set_properties", type_name, properties, current)
+    if not call.answered():
+        type_name, current = call.node.read(now)
+        _check_properties(call, "Resource.set_properties", type_name, properties, current)
     await call.node.write("resource.set", rid=call.rid, resource=resource, properties=properties)
     return ""
 
@@ -220,9 +224,9 @@ async def resource_move_to_group(call, resource, group):
 
 @rpc("Resource.online", role=OP, params=(RESOURCE,))
 async def resource_online(call, resource):
-    group = call.node.read(lambda s: _resource(s, resource)["group"])
+    owner = None if call.answered() else _owner_for(call, call.node.read(lambda s: _resource(s, resource)["group"]))
     return await call.node.write("resource.online", rid=call.rid, resource=resource, handle=str(uuid.uuid4()),
-                                 owner=_owner_for(call, group))
+                                 owner=owner)
 
 
 @rpc("Resource.offline", role=OP, params=(RESOURCE,))

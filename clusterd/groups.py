@@ -323,11 +323,27 @@ def set_persistent_state(state, group, target):
         state["resources"][rid]["persistent_state"] = target
 
 
-def _paused_owner(state, owner):
-    """A new owner that is paused (since placement chose it) is refused: ApiPauseNodeEx
-    suspends group ownership on a paused node."""
-    if node_record(state, owner)["paused"]:
-        return failure("ERROR_CLUSTER_NODE_PAUSED", owner, message="the node chosen to host the group is paused")
+def running(state, g):
+    """The group's resources that are not Offline or Failed (on its owner)."""
+    return [r for r in g["resources"] if state["resources"][r]["state"] not in ("Offline", "Failed")]
+
+
+def new_owner_wanted(state, g):
+    """Whether a command online places the group (its owner comes in the command): it has no
+    owner, or it is offline and its owner is paused (ApiPauseNodeEx suspends group ownership
+    there: a paused node keeps what it runs, but brings no more groups online)."""
+    return g["owner"] is None or g["persistent_state"] != "online" and node_record(state, g["owner"])["paused"]
+
+
+def _new_owner_problem(state, g, cmd):
+    """Why the owner an online command gives the group is refused, or None."""
+    if g["owner"] is not None and running(state, g):
+        return failure("ERROR_CLUSTER_NODE_PAUSED", g["owner"],
+                       message="the group's owner is paused and still stopping it: no other node may start it yet")
+    if not cmd.get("owner") or cmd["owner"] not in state["members"]:
+        return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
+    if node_record(state, cmd["owner"])["paused"]:  # paused since placement chose it
+        return failure("ERROR_CLUSTER_NODE_PAUSED", cmd["owner"], message="the node chosen to host the group is paused")
     return None
 
 
@@ -338,16 +354,14 @@ def _state_problem(state, cmd, target):
         return refused
     if target == "offline" and any(state["resources"][r]["locked"] for r in g["resources"]):
         return failure("ERROR_CLUSTER_RESOURCE_LOCKED_STATUS", g["name"])
-    if target == "online" and g["owner"] is None:
-        if not cmd.get("owner") or cmd["owner"] not in state["members"]:
-            return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
-        return _paused_owner(state, cmd["owner"])
+    if target == "online" and new_owner_wanted(state, g):
+        return _new_owner_problem(state, g, cmd)
     return None
 
 
 def _command_state(state, cmd, target):
     g = find_group(state, cmd["group"])
-    if target == "online" and g["owner"] is None:
+    if target == "online" and new_owner_wanted(state, g):
         g["owner"] = cmd["owner"]
     set_persistent_state(state, g, target)
     if target == "online" and g["state"] == "Failed":
@@ -579,10 +593,8 @@ def _resource_command(state, cmd, target):
         return refused
     if target == "offline" and r["locked"]:
         return failure("ERROR_CLUSTER_RESOURCE_LOCKED_STATUS", r["name"])
-    needs_owner = target == "online" and g["persistent_state"] != "online" and g["owner"] is None
-    if needs_owner and cmd.get("owner") not in state["members"]:
-        return failure("ERROR_CLUSTER_NODE_DOWN", message="no node can host the group")
-    refused = _paused_owner(state, cmd["owner"]) if needs_owner else None
+    needs_owner = target == "online" and g["persistent_state"] != "online" and new_owner_wanted(state, g)
+    refused = _new_owner_problem(state, g, cmd) if needs_owner else None
     if refused:
         return refused
     r["persistent_state"] = target

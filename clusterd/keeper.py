@@ -157,12 +157,18 @@ def daemon_gone(lease):
 
 async def stop_everything(data_dir, node):
     """Stop every recorded resource, side by side, each with its agent's stop (SIGKILL past its
-    stop timeout). Returns what could not be stopped."""
+    stop timeout). Returns what could not be stopped (a stop that raised included: one agent's
+    bug must not end the keeper, which alone stops the others)."""
     leftovers = agents.leftovers(data_dir)
     log.warning("the daemon stopped renewing its lease: stopping %d resources", len(leftovers))
     results = await asyncio.gather(*(agents.create(r, agents.Context(node=node, data_dir=data_dir)).stop()
-                                     for r in leftovers))
-    left = [r.get("name") for r, res in zip(leftovers, results) if res.state != agents.OFFLINE]
+                                     for r in leftovers), return_exceptions=True)
+    left = []
+    for r, res in zip(leftovers, results):
+        if isinstance(res, Exception):
+            log.error("stop of %s raised %r", r.get("name"), res)
+        if isinstance(res, BaseException) or res.state != agents.OFFLINE:
+            left.append(r.get("name"))
     if left:
         log.error("could not stop %s; trying again", left)
     return left
@@ -173,7 +179,8 @@ async def keep(data_dir, node):
         lease = read_lease(data_dir)
         recorded = agents.leftovers(data_dir)
         if recorded and time.monotonic() >= fire_at(lease):
-            await stop_everything(data_dir, node)
+            if await stop_everything(data_dir, node):
+                await asyncio.sleep(POLL)  # (a stop that fails at once is not retried in a spin)
             continue
         if not recorded and daemon_gone(lease):
             log.info("nothing recorded and the daemon is gone: the keeper exits")

@@ -128,8 +128,8 @@ for _field in ("uuid", "cluster_hosts", "cluster_config", "cluster_stack", "clus
                "expected_hosts", "pending_forget", "pool_auto_join", "token_timeout",
                "token_timeout_coefficient", "other_config"):
     _getter(_field, RO)
-# The token lets its holder join the Raft channel: pool-admin only, a deliberate departure
-# from the Cluster page's read-only.
+# The token lets its holder join the Raft channel: pool-admin only, over the seed page's
+# read-only (docs/security.md).
 _getter("cluster_token", ADMIN)
 
 

@@ -41,7 +41,7 @@ async def group_move(call, group, destination, flags, property_list):
     problem = moves.flag_problem(flags) or moves.property_list_problem(property_list)
     if problem:
         raise ClusterError("ERROR_INVALID_PARAMETER", message=problem)
-    to = _destination(call, group, destination)
+    to = None if call.answered() else _destination(call, group, destination)
     return await call.node.write("group.move", rid=call.rid, group=group, to=to, flags=flags,
                                  properties=property_list, handle=str(uuid.uuid4()))
 

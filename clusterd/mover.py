@@ -10,12 +10,13 @@ import asyncio
 import logging
 import uuid
 
-from . import pause
+from . import decide, moves, pause
 from .errors import ClusterError
 
 log = logging.getLogger("clusterd.mover")
 
 MOVE_TIMEOUT = 120.0  # seconds a move may take before the mover stops waiting for it
+DRAIN_ROUNDS = 3  # times a drain places a group whose destination stopped being Up
 POLL = 0.05
 
 
@@ -27,9 +28,10 @@ class Mover:
 
     # -- the one move primitive ----------------------------------------------------------------
     async def request_move(self, node, group, dest, flags=0):
-        """Move `group` from `node` to `dest` with Group.move's machinery: (True, "") once `dest`
-        owns it, else (False, why). A move already under way (e.g. one an earlier leader
-        started) is followed rather than started again."""
+        """Move `group` from `node` to `dest` with Group.move's machinery: (True, "", False) once
+        `dest` owns it, else (False, why, refused), refused when the group's own resources kept it
+        where it is (a locked one refused the move at once, or one rejected it when asked). A move
+        already under way (e.g. one an earlier leader started) is followed rather than started again."""
         def current(state):
             g = state["groups"].get(group)
             if g is None:
@@ -38,18 +40,18 @@ class Mover:
             return g["owner"], (m["handle"] if m and m["to"] == dest else None)
         owner, handle = self.node.read(current)
         if owner == dest and handle is None:
-            return True, ""
+            return True, "", False
         if handle is None:
             try:
                 handle = (await self.node.write("group.move", group=group, to=dest, flags=flags, properties={},
                                                 handle=str(uuid.uuid4()), by_cluster=True))["handle"]
             except ClusterError as e:
-                return False, str(e)
+                return False, str(e), e.code == "ERROR_CLUSTER_RESOURCE_LOCKED_STATUS"
         status, error = await self._until_done(handle)
         owner = self.node.read(lambda s: s["groups"][group]["owner"] if group in s["groups"] else None)
         if owner == dest:  # moved (even if the group did not reach its state there: policy takes over)
-            return True, ""
-        return False, error or f"the move ended {status}"
+            return True, "", False
+        return False, error or f"the move ended {status}", moves.rejected_by_resources(error)
 
     async def _until_done(self, handle):
         """(status, error) of the move's operation once it is no longer pending; one poller
@@ -104,10 +106,27 @@ class Mover:
 
     # -- drain -----------------------------------------------------------------------------------
     async def _drain(self, name, planned, kept):
+        """Move the drain's groups; one whose destination stopped being Up (down, or paused before
+        the hand-over) is placed again (decide.drain_plan), up to DRAIN_ROUNDS times in all."""
         log.info("draining %s: %d group(s) to move, %d kept", name, len(planned), len(kept))
-        results = await asyncio.gather(*(self.request_move(name, gid, dest, flags) for gid, dest, flags in planned))
-        moved = [gid for (gid, *_), (ok, _) in zip(planned, results) if ok]
-        errors = [why for ok, why in results if not ok]
+        moved, errors = [], []
+        for _ in range(DRAIN_ROUNDS):
+            results = await asyncio.gather(*(self.request_move(name, gid, dest, flags)
+                                             for gid, dest, flags in planned))
+            outcome = [(gid, dest, *result) for (gid, dest, _), result in zip(planned, results)]
+            moved += [gid for gid, _, ok, _, _ in outcome if ok]
+            # a group its resources kept here stays (with 0x1 the drain allows it: node.drain_done)
+            kept = kept + [gid for gid, _, _, _, refused in outcome if refused]
+            failed = [(gid, dest, why) for gid, dest, ok, why, refused in outcome if not ok and not refused]
+            again = self.node.read(lambda s: {gid for gid, dest, _ in failed if pause.node_state(s, dest) != "Up"})
+            errors += [why for gid, _, why in failed if gid not in again]
+            if not again:
+                break
+            live = self.node.membership.view()["live"]
+            planned, more = self.node.read(lambda s: decide.drain_plan(s, live, name, only=again))
+            kept += more  # nowhere to go now: node.drain_done tells whether it may stay
+        else:
+            errors += [f"{gid}: its destination was not Up, {DRAIN_ROUNDS} times" for gid, *_ in planned]
         still = self.node.read(lambda s: pause.node_record(s, name)["drain"])
         if still != "InProgress":  # resumed meanwhile
             return
@@ -134,5 +153,5 @@ class Mover:
             except ClusterError as e:
                 ok, why = False, str(e)
         else:
-            ok, why = await self.request_move(owner, req["group"], req["target"])
+            ok, why, _ = await self.request_move(owner, req["group"], req["target"])
         await self.node.write("domain.moved", handle=handle, ok=ok, detail=why)

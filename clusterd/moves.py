@@ -22,16 +22,20 @@ a committed command, so a new leader or a restarted daemon resumes where things 
               way: the group did not reach its state on the destination); failing there too,
               the normal policy takes over.
 
-A group that runs nothing when the move is accepted is handed over at once. If the group's
-owner changes under a move (a failover after fencing), the leader abandons the move.
+A destination that is down or paused when the hand-over is due gets nothing: the move fails and
+the group stays on the source, which brings it back to its persistent state (a queued move
+waits while its destination is not Up; a return to a source that is not Up any more is left
+to the failure policy). A group that runs nothing when the move is accepted is handed over at
+once. If the group's owner changes under a move (a failover after fencing), the leader abandons
+the move.
 """
 import math
 
 from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
-from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, wanted_resources  # noqa: F401
-from .pause import node_record
+from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, running, wanted_resources  # noqa: F401
+from .pause import node_record, node_state
 
 IGNORE_RESOURCE_STATUS = 0x1  # CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS
 RETURN_TO_SOURCE_NODE_ON_ERROR = 0x2  # CLUSAPI_GROUP_MOVE_RETURN_TO_SOURCE_NODE_ON_ERROR
@@ -58,6 +62,12 @@ FORMATS = {"CLUSPROP_FORMAT_DWORD": "dword", "CLUSPROP_FORMAT_LONG": "long", "CL
 MAX_PROPERTIES = 64
 MAX_NAME = 256
 MAX_TEXT = 4096
+REJECTED = "rejected"  # how the error of a move begins that the group's own resources refused
+
+
+def rejected_by_resources(error):
+    """Whether a move ended this way because a resource of the group refused it (it stays)."""
+    return isinstance(error, str) and error.startswith(REJECTED)
 
 PHASES = ("asking", "queued", "stopping", "starting", "undoing", "returning")
 SOURCE_PHASES = ("asking", "queued", "stopping", "returning")  # the phases in which `from` owns it
@@ -151,10 +161,6 @@ def stale_moves(state):
 
 
 # -- preconditions ----------------------------------------------------------------------------
-def _running(state, g):
-    return [r for r in g["resources"] if state["resources"][r]["state"] not in ("Offline", "Failed")]
-
-
 def _needs_move(state, cmd):
     g = find_group(state, cmd["group"]) if isinstance(cmd.get("group"), str) else None
     if g is None:
@@ -237,8 +243,12 @@ def _reached(state, g):
 def _hand_over(state, g):
     """The source runs nothing of the group any more: the destination owns it now."""
     m = g["move"]
-    if m["to"] not in state["view"]["live"]:
+    if node_state(state, m["to"]) == "Down":
         end_move(state, g, "failed", "the destination went down before the hand-over; the group stays on the source")
+        return
+    if node_state(state, m["to"]) == "Paused":  # ApiPauseNodeEx: a paused node takes no group
+        end_move(state, g, "failed", "ERROR_CLUSTER_NODE_PAUSED: the destination was paused before the hand-over; "
+                                     "the group stays on the source")
         return
     g["owner"], m["phase"] = m["to"], "starting"
     owner_changed(g, m["to"])  # a recovery domain's backup that takes over becomes primary
@@ -253,7 +263,7 @@ def _progress(state, g):
     if m is None:
         return
     phase, failed = m["phase"], any(state["resources"][r]["state"] == "Failed" for r in g["resources"])
-    if phase == "stopping" and g["owner"] == m["from"] and not _running(state, g):
+    if phase == "stopping" and g["owner"] == m["from"] and not running(state, g):
         _hand_over(state, g)
     elif phase == "starting" and g["owner"] == m["to"]:
         if failed and m["flags"] & RETURN_TO_SOURCE_NODE_ON_ERROR:
@@ -264,10 +274,11 @@ def _progress(state, g):
             end_move(state, g, "failed", "the group failed on the destination; the failure policy takes over")
         elif _reached(state, g):
             end_move(state, g, "succeeded")
-    elif phase == "undoing" and g["owner"] == m["to"] and not _running(state, g):
-        if m["from"] is None or m["from"] not in state["view"]["live"]:
+    elif phase == "undoing" and g["owner"] == m["to"] and not running(state, g):
+        if m["from"] is None or node_state(state, m["from"]) != "Up":
             g["failover_wanted"] = True
-            end_move(state, g, "failed", "the group failed on the destination and the source is down")
+            end_move(state, g, "failed", "the group failed on the destination and the source is "
+                                         f"{'down' if m['from'] is None else node_state(state, m['from']).lower()}")
             return
         g["owner"], m["phase"] = m["from"], "returning"
         _clear_failures(state, g)
@@ -291,7 +302,7 @@ def begin(state, g, handle, to, flags, properties, at):
     state["operations"][handle] = {"group": g["id"], "resource": None, "target": "move",
                                    "status": "pending", "error": None}
     g["pending"].append(handle)
-    if g["owner"] is None or not _running(state, g):  # nothing runs: nothing to ask or stop
+    if g["owner"] is None or not running(state, g):  # nothing runs: nothing to ask or stop
         g["move"]["phase"] = "stopping"
         _hand_over(state, g)
     elif flags & IGNORE_RESOURCE_STATUS:
@@ -320,10 +331,10 @@ def _group_move_answer(state, cmd):
     elif answer == "not_now" and m["flags"] & QUEUE_ENABLED:
         m["phase"], m["queued_at"] = "queued", cmd["at"]
     elif answer == "not_now":
-        end_move(state, g, "failed", f"rejected: a move is not possible now ({who}); "
+        end_move(state, g, "failed", f"{REJECTED}: a move is not possible now ({who}); "
                                  "CLUSAPI_GROUP_MOVE_QUEUE_ENABLED would queue it")
     elif answer == "reject":
-        end_move(state, g, "failed", f"rejected by a resource of the group ({who}); the group stays on the source")
+        end_move(state, g, "failed", f"{REJECTED} by a resource of the group ({who}); the group stays on the source")
     else:
         return failure("ERROR_INVALID_PARAMETER", str(answer))
     return ok()
@@ -331,12 +342,13 @@ def _group_move_answer(state, cmd):
 
 @handler("group.move_retry", needs=_needs_the_move)
 def _group_move_retry(state, cmd):
-    """The leader asks a queued move's resources again (while the destination is Up)."""
+    """The leader asks a queued move's resources again (while the destination is Up: live and
+    not paused)."""
     g = find_group(state, cmd["group"])
     m = g["move"]
     if m["phase"] != "queued":
         return failure("ERROR_INVALID_STATE", g["name"], message="the move is not queued")
-    if m["to"] in state["view"]["live"]:
+    if node_state(state, m["to"]) == "Up":
         m["phase"], m["asks"] = "asking", m["asks"] + 1
     else:
         m["queued_at"] = cmd["at"]

@@ -84,6 +84,10 @@ class Node:
             raise ClusterError("CLUSTER_NOT_READY")
         return self.replica.read(fn)
 
+    def first_result(self, rid):
+        """The result the write of this request id got, or None if none applied (db.first_result)."""
+        return self.replica.read(lambda s: db.first_result(s, rid))
+
     def members(self):
         """The members: from the committed database once bootstrapped, else from config."""
         committed = self.replica.read(lambda s: {n: dict(m) for n, m in s["members"].items()})
@@ -258,7 +262,7 @@ class Node:
                 raise ClusterError("HANDLE_INVALID", "host", name)
             if name == self.cfg.name:
                 raise ClusterError("INVALID_VALUE", "name", name, message="the leader cannot remove itself")
-            await self.write("member.remove", name=name)
+            await self.write("member.remove", name=name, agent=self.cfg.fence_agent)
             await self._raft_change("remove", existing[name]["raft"])
 
     async def _raft_change(self, action, addr):

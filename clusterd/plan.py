@@ -20,8 +20,10 @@ report), except a stop, which always runs to its end. Keys run side by side.
 
 The right to start (DESIGN.md invariant 3): the group's owner in the committed state is this
 node, its persistent state online, and this node ready, quorate and holding its lease at
-`now`. Without it, the no-quorum policy: "stop" stops every resource of the node (dependents
-first), "freeze" keeps what runs and starts nothing, "ignore" goes on as if it had it.
+`now`; the executor asks `may_start` again at the instant before each agent start (the plan
+may be older by an await). Without it, the no-quorum policy: "stop" stops every resource of
+the node (dependents first), "freeze" keeps what runs and starts nothing, "ignore" goes on as
+if it had it.
 No I/O, no clock, no agents: table and property tests drive it (tests/test_plan_core.py).
 """
 import dataclasses
@@ -69,21 +71,43 @@ def mode(view, now):
     return {"stop": "stop", "freeze": "freeze", "ignore": "run"}[view["policy"]]
 
 
-def plan(state, me, view, now, running):
+def may_start(state, me, view, now, gid):
+    """The whole right to start a resource of group gid, at the instant before the start: the
+    group's owner in the committed state is me, its persistent state online, and the mode
+    "run" (the right to start, or the ignore policy)."""
+    g = state["groups"].get(gid) if state is not None and view["ready"] else None
+    return bool(g and g["owner"] == me and g["persistent_state"] == "online" and mode(view, now) == "run")
+
+
+def _high_priority(g, me):
+    try:
+        return moves.high_priority_on(g, me)
+    except Exception:  # (a malformed move: its group is planned as broken below)
+        return False
+
+
+def plan(state, me, view, now, running, errors=None):
+    """errors: a list to which (gid, exception) is added for each group whose data the plan
+    cannot read; such a group's resources are planned as orphans (stopped), so one group's data
+    never keeps the node from planning the others, nor from stopping everything."""
     m = mode(view, now)
     actions = {}
     owned = {} if state is None or not view["ready"] else \
-        {gid: g for gid, g in state["groups"].items() if g["owner"] == me and g["resources"]}
+        {gid: g for gid, g in state["groups"].items() if isinstance(g, dict) and g.get("owner") == me and g.get("resources")}
     ours = set()
     starting_groups = {e.group for e in running.values() if e.phase == STARTING}
     slots = view.get("start_slots", 256) - len(starting_groups)
-    order = [gid for gid, g in owned.items() if moves.high_priority_on(g, me)] + \
-        [gid for gid, g in owned.items() if not moves.high_priority_on(g, me)]
+    order = sorted(owned, key=lambda gid: not _high_priority(owned[gid], me))  # (stable: high priority first)
     for gid in order:
         g = owned[gid]
-        ours.update(g["resources"])
-        action = _group_action(state, g, me, view, now, running, m, may_start=slots > 0 or gid in starting_groups
-                               or moves.high_priority_on(g, me))
+        try:
+            action = _group_action(state, g, me, view, now, running, m, may_start=slots > 0 or gid in starting_groups
+                                   or _high_priority(g, me))
+            ours.update(g["resources"])
+        except Exception as e:
+            if errors is not None:
+                errors.append((gid, e))
+            continue
         if action is not None:
             actions[gid] = action
             if action.kind == "start" and gid not in starting_groups:
@@ -115,7 +139,14 @@ def next_wake(view, now, running):
 def _live_dependents(state, rid, live):
     """The live resources that depend on rid, as far as the state (even a stale one) knows."""
     res = state["resources"] if state is not None else {}
-    return [d for d in live if d != rid and rid in res.get(d, {}).get("dependencies", ())]
+    out = []
+    for d in live:
+        try:
+            if d != rid and rid in res.get(d, {}).get("dependencies", ()):
+                out.append(d)
+        except (AttributeError, TypeError):  # its data cannot say: not a dependent
+            pass
+    return out
 
 
 def _stop_action(key, rid, e, now):

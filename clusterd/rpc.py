@@ -67,6 +67,11 @@ class Call:
     rid: str = None
     exit_request: str = None  # set when the caller runs as an exit program (its CLUSTERD_REQUEST)
 
+    def answered(self):
+        """A retry of a request already applied: its write returns the first result, so what a
+        method reads to prepare that write (and may be gone since) is neither needed nor checked."""
+        return self.rid is not None and self.node.first_result(self.rid) is not None
+
 
 def is_login(method_name):
     """A method that needs no session: one that makes one (session.login_with_password...)."""

@@ -1,4 +1,4 @@
-"""Close gaps pysyncobj 0.3.17 leaves open (see docs/durability.md).
+"""Close gaps pysyncobj 0.3.17 leaves open.
 
 1. Durability. Its FileJournal never syncs, and it compacts by clearing the journal and adding
    the kept entries back one by one. journal.DurableJournal syncs every change before

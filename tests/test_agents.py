@@ -10,8 +10,10 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import urllib.request
+import uuid
 
 import psutil
 import pytest
@@ -623,6 +625,134 @@ def test_ocf_failed_stop_keeps_the_record(ctx, tmp_path):
     assert [w["event"] for w in witness_lines(ctx.witness)] == ["start"]  # no stop line: not confirmed
 
 
+LEAVES_A_DAEMON = r'''state="$OCF_RESKEY_state"
+case "$1" in
+start) "$OCF_RESKEY_py" -c "import time; time.sleep(600)" "$OCF_RESKEY_marker" &
+  touch "$state"; [ -e "$state.slow" ] && sleep 600; exit 0;;
+stop) [ -e "$state.stuck" ] && sleep 600; rm -f "$state"; exit 0;;
+monitor) [ -e "$state" ] && exit 0; exit 7;;
+*) exit 3;;
+esac
+'''
+
+
+def daemon_of(tmp_path, name, started, **props):
+    """An OCF resource whose start leaves a process in its process group (found by a marker),
+    whose stop forgets it, and which hangs in start or stop while state.slow / state.stuck exist."""
+    marker = f"clusterd-ocf-daemon-{uuid.uuid4()}"
+    state = str(tmp_path / f"{name}.state")
+    res = resource(name, "ocf", script=write_script(tmp_path, f"{name}.sh", LEAVES_A_DAEMON),
+                   params={"state": state, "py": PY, "marker": marker}, **props)
+
+    def copies():
+        pids = [p.pid for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
+        started(*pids)
+        return pids
+    return res, state, copies
+
+
+def test_ocf_failed_stop_kills_the_process_group_of_its_start(ctx, tmp_path, started):
+    """A stop that times out SIGKILLs what the start left in its process group at once (within
+    the stop bound), and stays a failure (the script did not confirm); kill() then ends it."""
+    res, state, copies = daemon_of(tmp_path, "stuck", started, timeout=5, stop_timeout=1)
+    a = OcfAgent(res, ctx)
+
+    async def body():
+        assert (await a.start()).state == "online"
+        assert len(copies()) == 1
+        open(state + ".stuck", "w").close()
+        t0 = time.monotonic()
+        s = await a.stop()
+        assert s.state == "failed" and "timed out" in s.detail, s
+        assert time.monotonic() - t0 < 1 + timing.KILL_WAIT + 2
+        assert copies() == [], "the stop failed and left the start's process running"
+        assert record(ctx, "stuck") is not None  # not confirmed: it may still run
+        os.unlink(state + ".stuck")
+        k = await a.kill()
+        assert k.state == "offline" and record(ctx, "stuck") is None
+
+    asyncio.run(body())
+    assert [w["event"] for w in witness_lines(ctx.witness)] == ["start", "stop"]
+
+
+def test_ocf_nothing_of_its_start_outlives_a_confirmed_stop_or_adopt(ctx, tmp_path, started):
+    res, state, copies = daemon_of(tmp_path, "leaky", started)
+
+    async def body():
+        a = OcfAgent(res, ctx)
+        assert (await a.start()).state == "online" and len(copies()) == 1
+        assert (await a.stop()).state == "offline"
+        assert copies() == [], "a stopped resource left a process of its start running"
+        assert (await a.start()).state == "online" and len(copies()) == 1
+        os.unlink(state)  # it stopped by itself, but what its start left runs on
+        assert await OcfAgent(res, ctx).adopt() is None
+        assert copies() == [] and record(ctx, "leaky") is None
+
+    asyncio.run(body())
+
+
+def test_ocf_start_cancelled_leaves_a_witness_start_and_a_record_that_stops_it(ctx, tmp_path, started):
+    """A start cancelled while its script runs (the daemon's SIGTERM): the script may have started
+    something, so the witness has its start line and the record names its process group."""
+    res, state, copies = daemon_of(tmp_path, "cancelled", started)
+    open(state + ".slow", "w").close()
+    a = OcfAgent(res, ctx)
+
+    async def body():
+        task = asyncio.ensure_future(a.start())
+        await until(lambda: os.path.exists(state), what="the start script runs")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert record(ctx, "cancelled")["groups"], "the start's process group is not recorded"
+        assert [w["event"] for w in witness_lines(ctx.witness)] == ["start"]
+        os.unlink(state + ".slow")
+        assert (await a.stop()).state == "offline"
+        assert copies() == [] and record(ctx, "cancelled") is None
+
+    asyncio.run(body())
+    assert [w["event"] for w in witness_lines(ctx.witness)] == ["start", "stop"]
+
+
+@pytest.mark.parametrize("rtype,properties,field", [("process", {"args": SLEEPER}, "pid"),
+                                                     ("dummy", {}, "state")])
+def test_a_start_cancelled_in_its_record_write_keeps_the_record_and_its_witness_line(
+        ctx, started, monkeypatch, rtype, properties, field):
+    """SIGTERM of the daemon cancels a start while its record is being written (fsync): the write
+    ends all the same, the witness has the start line, and the stop that follows ends it all."""
+    from clusterd.agents import records
+    gate, writing, write = threading.Event(), threading.Event(), records.write
+
+    def slow_write(path, data):
+        if field in data and not gate.is_set():
+            writing.set()
+            gate.wait(10)
+        write(path, data)
+    monkeypatch.setattr(records, "write", slow_write)
+    a = agents.create(resource("c", rtype, **properties), ctx)
+
+    async def body():
+        task = asyncio.ensure_future(a.start())
+        await until(writing.is_set, what="the record write begins")
+        task.cancel()
+        await asyncio.sleep(0.1)
+        gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rec = record(ctx, "c")
+        assert rec is not None and field in rec, "the record write was lost to the cancellation"
+        if rtype == "process":
+            started(rec["pid"])
+        assert [w["event"] for w in witness_lines(ctx.witness)] == ["start"]
+        assert (await a.stop()).state == "offline"
+        assert record(ctx, "c") is None
+        if rtype == "process":
+            assert not running(rec["pid"])
+
+    asyncio.run(body())
+    assert [w["event"] for w in witness_lines(ctx.witness)] == ["start", "stop"]
+
+
 def test_ocf_missing_script(ctx, tmp_path):
     a = OcfAgent(resource("missing", "ocf", script=str(tmp_path / "nowhere")), ctx)
 
@@ -675,19 +805,24 @@ def test_dummy_stop_without_a_timeout_is_cut_at_its_stop_timeout(ctx):
     asyncio.run(body())
 
 
-def test_kill_stops_a_process_that_ignores_sigterm_at_once(ctx, started):
-    """Agent.kill (after a failed stop) gives no grace: SIGKILL of the group, not stop_timeout."""
-    ignore = [PY, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"]
+def test_kill_stops_a_process_that_ignores_sigterm_at_once(ctx, started, tmp_path):
+    """Agent.kill (after a failed stop) gives no grace: SIGKILL of the group, not stop_timeout,
+    and no SIGTERM first (a handler would run: cleanup that a kill must not wait for)."""
+    termed = tmp_path / "got-sigterm"
+    handler = f"lambda *_: open({str(termed)!r}, 'w').close()"
+    ignore = [PY, "-c", f"import signal, time; signal.signal(signal.SIGTERM, {handler}); time.sleep(600)"]
     a = ProcessAgent(resource("stubborn", "process", args=ignore, stop_timeout=300), ctx)
 
     async def body():
         r = await a.start()
         started(r.pid)
+        await asyncio.sleep(0.5)  # the interpreter has installed its handler
         k = await asyncio.wait_for(a.kill(), timing.KILL_WAIT + 5)
         assert k.state == "offline" and "SIGKILL" in k.detail
         assert not running(r.pid) and record(ctx, "stubborn") is None
 
     asyncio.run(body())
+    assert not termed.exists(), "kill sent SIGTERM first"
 
 
 def test_dummy_injected_failures(ctx, tmp_path):
@@ -709,8 +844,19 @@ def test_dummy_injected_failures(ctx, tmp_path):
         assert (await a.monitor()).state == "online"
         fail_file.write_text("n1\n")
         assert (await a.monitor()).state == "failed"
+        fail_file.write_bytes(b"\xff\xfe n2\n")  # not UTF-8: read all the same, names n2 only
+        assert (await a.monitor()).state == "online"
         fail_file.unlink()
         assert (await a.monitor()).state == "online"
+
+        crash_file = tmp_path / "crash"
+        c = DummyAgent(resource("f", "dummy", crash_file=str(crash_file)), ctx)
+        crash_file.write_text("")
+        for call in (c.start, c.monitor, c.stop, lambda: c.prepare_move({})):
+            with pytest.raises(RuntimeError, match="injected crash"):
+                await call()
+        crash_file.unlink()
+        assert (await c.monitor()).state == "online"
 
         os.unlink(os.path.join(ctx.resources_dir, "f.json"))  # its state vanishes under it
         assert (await a.monitor()).state == "failed"

@@ -9,6 +9,7 @@ import socket
 import time
 import xmlrpc.client
 
+import psutil
 import pytest
 
 from clusterd import limits
@@ -18,6 +19,7 @@ from conftest import running_cluster, wait_for
 SOURCES = [f"127.0.0.{i}" for i in range(10, 26)]  # 16 attacking addresses
 NEW = "127.0.0.2"  # the new client's source address
 PER_SOURCE = 200  # below the per-source cap: together thousands of connections, all accepted
+DAEMON_SOFT = 1024  # the soft descriptor limit the daemons are started with
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +27,15 @@ def cluster(tmp_path_factory, xprocess):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < 8000:
         pytest.skip(f"this machine allows {hard} descriptors per process; the test holds 7,000")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    with running_cluster(tmp_path_factory, xprocess, "conns") as c:
-        yield c
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    # the daemons start with the usual soft limit (they raise it themselves); this process then
+    # takes the hard one, for the connections it holds
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, DAEMON_SOFT), hard))
+    try:
+        with running_cluster(tmp_path_factory, xprocess, "conns") as c:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            yield c
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _address(cluster, node, what):
@@ -84,6 +91,13 @@ def _in_raft(cluster, node):
         c.Cluster.add_to_other_config(ref, f"after-flood-{time.monotonic_ns()}", "x")
         target = c.Node.status()["commit_index"]
     return wait_for(lambda: cluster.node_status(node)["last_applied"] >= target, 30, what=f"{node} applies")
+
+
+def test_a_daemon_raises_its_soft_descriptor_limit_to_the_hard_one(cluster):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    for name in cluster.names():
+        assert psutil.Process(cluster.pid(name)).rlimit(psutil.RLIMIT_NOFILE) == (hard, hard), name
+    assert cluster.node_status("node1")["connections"]["api"]["cap"] == limits.caps(hard)[0]
 
 
 def test_thousands_of_idle_api_connections_lock_nobody_out(cluster):

@@ -148,3 +148,37 @@ def test_failback_to_the_preferred_owner_when_it_comes_back(make_cluster, tmp_pa
     assert back["owner"] == "node3"
     wait_for(lambda: answers(port), what="the port answers from node3")
     assert double_online(read_witness(witness)) == []
+
+
+@pytest.mark.parametrize("fence", ["process", "watchdog"])
+def test_removing_an_owner_fences_it_and_its_groups_go_on_elsewhere(tmp_path_factory, xprocess, tmp_path, fence):
+    """Node.remove of a live node that owns groups: its online group restarts on a member only
+    after the removed node is fenced (its process killed, or its lease run out and the fence
+    delay waited), and its offline group comes online on a member, not on the node that is gone."""
+    with running_cluster(tmp_path_factory, xprocess, "remove", settings={"fence_agent": fence}) as cluster:
+        _remove_an_owner(cluster, str(tmp_path / "witness.jsonl"))
+
+
+def _remove_an_owner(cluster, witness):
+    leader = cluster.status()["cluster"]["leader"]
+    owner = next(n for n in cluster.names() if n != leader)
+    with cluster.client(leader) as c:
+        for name in ("db", "idle"):
+            c.Group.create(name)
+            c.Group.set_preferred_owners(name, [owner])
+            c.Resource.create(name, f"{name}-sleeper", "process", {
+                "args": [sys.executable, "-c", "import time; time.sleep(600)"], "witness": witness, "stop_timeout": 3})
+            assert c.Operation.wait(c.Group.online(name)["handle"], 60)["status"] == "succeeded"
+        assert c.Operation.wait(c.Group.offline("idle")["handle"], 60)["status"] == "succeeded"
+        g = c.Group.get_record("db")
+        assert g["owner"] == owner == c.Group.get_record("idle")["owner"]
+        c.Node.remove(owner)
+    pid = g["resources"][0]["pid"]
+    g = wait_for(lambda: moved(cluster, "db", owner, pid, leader), timeout=60, what="db restarted on a member")
+    assert gone(pid)
+    assert g["last_failover"]["from"] == owner and g["last_failover"]["reason"] == "node down"
+    with cluster.client(leader) as c:
+        assert c.Operation.wait(c.Group.online("idle")["handle"], 60)["status"] == "succeeded"
+        idle = c.Group.get_record("idle")
+    assert idle["owner"] not in (owner, None) and idle["state"] == "Online"
+    assert double_online(read_witness(witness)) == []

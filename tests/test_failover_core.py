@@ -159,3 +159,33 @@ def test_a_fence_acts_only_on_the_incarnation_it_was_requested_for():
     assert [p["pid"] for p in fencing._process_targets(s, "node3")] == [100]
     ok(s, "member.hello", name="node3", pid=200, create_time=AT + 5, data_dir="/var/lib/clusterd/node3")
     assert fencing._process_targets(s, "node3") == []
+
+
+def test_a_removed_owner_is_fenced_before_its_groups_fail_over():
+    """member.remove of an owner: its group that runs nowhere loses its owner at once; for the
+    one that may run there its fence is requested, a failed fence may be requested again, and
+    once it is fenced the group fails over as a lost node's."""
+    s = booted(live=["node1", "node2", "node3"])
+    gid = online_group(s)
+    quiet = online_group(s, "idle")
+    ok(s, "group.offline", group="idle", handle="h-idle-off")
+    report(s, "r-idle-r", "Offline", node="node3")
+    ok(s, "member.hello", name="node3", pid=4242, create_time=1.5, data_dir="/var/lib/clusterd")
+    ok(s, "member.remove", name="node3", agent="process")
+    assert s["groups"][quiet]["owner"] is None and s["groups"][gid]["owner"] == "node3"
+    f = s["fence"]["node3"]
+    assert f["status"] == "requested" and f["process"]["pid"] == 4242 and not f["live"]
+    refused(s, "group.failover", "INVALID_VALUE", group=gid, to="node1", reason="node down", **{"from": "node3"})
+    ok(s, "fence.result", node="node3", fenced=False, detail="still alive")
+    ok(s, "fence.request", node="node3", agent="process")  # again, though no longer a member
+    assert s["fence"]["node3"]["process"]["pid"] == 4242 and s["fence"]["node3"]["attempts"] == 2
+    ok(s, "fence.result", node="node3", fenced=True, detail="killed")
+    assert ok(s, "group.failover", group=gid, to="node1", reason="node down", **{"from": "node3"}) == "node1"
+    refused(s, "fence.request", "HANDLE_INVALID", node="node9", agent="process")
+
+
+def test_removing_a_node_that_owns_nothing_requests_no_fence():
+    s = booted(live=["node1", "node2", "node3"])
+    online_group(s, owner="node1")
+    ok(s, "member.remove", name="node3", agent="process")
+    assert "node3" not in s["fence"]

@@ -100,3 +100,24 @@ def test_a_restarted_daemon_re_attaches_to_its_keeper(tmp_path_factory, xprocess
         assert keepers(cluster, "node3") == [before]
         cluster.kill("node2", signal.SIGTERM)  # a clean exit: the daemon's keeper exits too
         wait_for(lambda: keepers(cluster, "node2") == [], timeout=30, what="node2's keeper exited with it")
+
+
+def test_a_stop_that_raises_does_not_end_the_keeper(tmp_path_factory, xprocess, tmp_path):
+    """The daemon is killed while its resource's agent is broken (every call raises: the dummy's
+    crash_file): the keeper keeps trying, and stops the resource once its agent works again."""
+    crash = tmp_path / "crash"
+    with running_cluster(tmp_path_factory, xprocess, "keeper-raise", settings={"fence_agent": "watchdog"}) as cluster:
+        with cluster.client("node1") as c:
+            c.Group.create("g")
+            c.Group.set_preferred_owners("g", ["node3"])
+            c.Resource.create("g", "buggy", "dummy", {"crash_file": str(crash)})
+            online(c, "g")
+            rid = c.Group.get_record("g")["resources"][0]["id"]
+        record = os.path.join(data_dir(cluster, "node3"), "resources", rid + ".json")
+        assert os.path.exists(record)
+        crash.write_text("")
+        cluster.kill("node3")
+        time.sleep(bound(cluster, 0) - SLACK + 2)  # past the lease: the keeper has tried to stop it
+        assert os.path.exists(record) and len(keepers(cluster, "node3")) == 1, "the keeper ended"
+        crash.unlink()
+        wait_for(lambda: not os.path.exists(record), timeout=SLACK, what="the keeper stopped it")

@@ -178,21 +178,57 @@ def test_sigterm_of_the_daemon_during_a_start_stops_what_it_started(tmp_path_fac
         assert records_of(cluster, "node2") == []
 
 
-@pytest.mark.parametrize("policy", ["stop"])
-def test_a_restarted_daemon_alone_in_a_minority_stops_what_it_adopted(tmp_path_factory, xprocess, policy):
+@pytest.mark.parametrize("policy", ["stop", "freeze"])
+def test_a_restarted_daemon_alone_in_a_minority_stops_what_it_adopted(tmp_path_factory, xprocess, tmp_path, policy):
+    """stop: the adopted resource is stopped after the first token. freeze: it is kept, and
+    monitored: when it dies, the node notices (its record goes, the witness has its stop)."""
     marker = f"clusterd-adopted-{uuid.uuid4()}"
+    witness = str(tmp_path / "witness.jsonl")
     # (the process fence: with the watchdog fence's keeper the resource would not outlive the kill)
     settings = {"no_quorum_policy": policy, "fence_agent": "process"}
     with running_cluster(tmp_path_factory, xprocess, "minority", settings=settings) as cluster:
         with cluster.client("node1") as c:
             c.Group.create("g")
             c.Group.set_preferred_owners("g", ["node3"])
-            c.Resource.create("g", "sleeper", "process", sleeper(marker))
+            c.Resource.create("g", "sleeper", "process", sleeper(marker, witness=witness))
             online(c, "g")
         assert len(copies(marker)) == 1
         cluster.kill("node3")
         alone(cluster)
         assert len(copies(marker)) == 1  # it outlives its daemon
         cluster.start("node3")  # alone: never ready, never quorate
-        wait_for(lambda: not copies(marker), timeout=cluster.node_status("node3")["effective_token"] + 3
-                 + timing.KILL_WAIT + SLACK, what="the adopted resource stopped")
+        bound = cluster.node_status("node3")["effective_token"] + 3 + timing.KILL_WAIT + SLACK
+        if policy == "stop":
+            wait_for(lambda: not copies(marker), timeout=bound, what="the adopted resource stopped")
+            wait_for(lambda: records_of(cluster, "node3") == [], timeout=SLACK, what="its stop confirmed")
+        else:
+            time.sleep(bound / 2)
+            assert len(copies(marker)) == 1, "freeze stopped what it adopted"
+            assert records_of(cluster, "node3") != []
+            psutil.Process(copies(marker)[0]).kill()
+            wait_for(lambda: records_of(cluster, "node3") == [], timeout=SLACK, what="the adopted resource's death noticed")
+        assert [x["event"] for x in read_witness(witness)] == ["start", "stop"]
+
+
+def test_an_agent_that_raises_is_a_failure_and_is_not_forgotten(tmp_path_factory, xprocess, tmp_path):
+    """An agent bug (every call raises, the dummy's crash_file) while the resource runs: the
+    monitor that raised is a failure, the stop that raised keeps the resource in the books and is
+    retried, and once the agent works again the resource is stopped and restarted."""
+    witness = str(tmp_path / "witness.jsonl")
+    crash = tmp_path / "crash"
+    with running_cluster(tmp_path_factory, xprocess, "raises") as cluster:
+        with cluster.client("node1") as c:
+            c.Group.create("g")
+            c.Resource.create("g", "buggy", "dummy", {"crash_file": str(crash), "witness": witness})
+            c.Resource.set_restart_policy("buggy", {"monitor_interval": 0.2, "delay": 0.0, "threshold": 5})
+            online(c, "g")
+            owner = c.Group.get_record("g")["owner"]
+            crash.write_text("")
+            time.sleep(3)  # monitors raise, then the stop and its retries as kills
+            assert [x["event"] for x in read_witness(witness)] == ["start"]
+            assert records_of(cluster, owner) != [], "the resource was forgotten while its stop raised"
+            crash.unlink()
+            wait_for(lambda: [x["event"] for x in read_witness(witness)] == ["start", "stop", "start"], timeout=30,
+                     what="the resource stopped and restarted once its agent works")
+            wait_for(lambda: c.Group.get_record("g")["resources"][0]["state"] == "Online", timeout=30,
+                     what="and reported Online")

@@ -168,6 +168,55 @@ def test_a_move_question_is_asked_once_the_group_is_settled_and_not_again():
     assert web_plan(s, books=up(*WEB), v=view(answered={("h-move", 1)})) is None
 
 
+def test_a_move_question_is_not_asked_without_the_right_to_run():
+    """The executor cancels an ask in flight that the plan no longer names: without the right,
+    the plan has the group's stops (stop policy) or only its monitors (freeze), never the ask."""
+    s = web()
+    s["groups"]["g-web"]["move"] = {"phase": "asking", "from": ME, "to": "node2", "handle": "h-move", "asks": 1,
+                                    "flags": 0, "properties": {}}
+    assert web_plan(s, books=up(*WEB)).kind == "ask"
+    for lost in (view(quorate=False), view(lease_deadline=NOW), view(ready=False)):
+        kinds = {a.kind for a in plan.plan(s, ME, lost, NOW, up(*WEB)).values()}
+        assert kinds == {"stop"}, (lost, kinds)
+        assert not plan.plan(s, ME, dict(lost, policy="freeze"), NOW, up(*WEB)), lost
+
+
+def test_the_right_at_the_instant_before_a_start_is_the_whole_right():
+    """What the executor asks just before an agent start (the plan may be older than that)."""
+    s = web()
+    assert plan.may_start(s, ME, view(), NOW, "g-web")
+    assert plan.may_start(s, ME, view(quorate=False, policy="ignore"), NOW, "g-web")  # ignore: runs regardless
+    moved = web()
+    moved["groups"]["g-web"]["owner"] = "node2"  # a failover committed meanwhile
+    offline = web()
+    offline["groups"]["g-web"]["persistent_state"] = "offline"
+    for state, v, now in ((moved, view(), NOW), (offline, view(), NOW), (s, view(quorate=False), NOW),
+                          (s, view(), NOW + 1.0), (s, view(ready=False), NOW), (None, view(), NOW),
+                          (s, view(quorate=False, policy="freeze"), NOW),
+                          (s, view(quorate=False, policy="ignore", hold_until=NOW + 1), NOW)):
+        assert not plan.may_start(state, ME, v, now, "g-web"), (v, now)
+    assert not plan.may_start(s, ME, view(), NOW, "g-gone")
+
+
+def test_one_groups_unreadable_data_neither_stops_the_plan_nor_keeps_its_resources_running():
+    """A group whose data the plan cannot read (here it names a resource the state does not
+    have): the other groups are planned as ever, its live resources are stopped as orphans, and
+    the group is named in errors; without the right, everything stops all the same."""
+    s = web()
+    ok(s, "group.online", group="g-db", handle="h-db", owner=ME)
+    s["groups"]["g-db"]["resources"].append("r-missing")
+    books = {**up(*WEB), **up("r-pg", group="g-db")}
+    errors = []
+    actions = plan.plan(s, ME, view(), NOW, books, errors)
+    assert [gid for gid, _ in errors] == ["g-db"] and isinstance(errors[0][1], KeyError)
+    assert actions[("orphan", "r-pg")] == Action("stop", ("orphan", "r-pg"), "r-pg")
+    healthy = web()
+    ok(healthy, "group.online", group="g-db", handle="h-db", owner=ME)
+    assert actions.get("g-web") == plan.plan(healthy, ME, view(), NOW, books).get("g-web")
+    stops, others = drain(s, view(quorate=False), books)
+    assert set(stops) == {*WEB, "r-pg"} and others == []
+
+
 def test_start_slots_bound_the_groups_that_start_at_once():
     s = web()
     ok(s, "group.online", group="g-db", handle="h-db", owner=ME)
@@ -226,6 +275,7 @@ def test_no_start_is_planned_without_the_whole_right_to_run(w, v, books, dt):
         g = s["groups"][key]
         assert g["owner"] == ME and g["persistent_state"] == "online"
         assert v["ready"] and v["quorate"] and now < v["lease_deadline"]
+        assert plan.may_start(s, ME, v, now, key)  # the executor's check at the instant agrees
         if a.target not in books:  # (a start in flight goes on; this is about new ones)
             assert v["held"].get(a.target, 0) <= now
 

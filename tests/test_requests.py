@@ -63,3 +63,31 @@ def test_a_retried_write_gets_its_first_result(cluster):
         assert c.call("Group.delete", "retried", False, rid=rid) == ""  # not ERROR_GROUP_NOT_FOUND
     with cluster.client("node2") as c:  # another node's replica holds the same table
         wait_for(lambda: c.call("Group.delete", "retried", False, rid=rid) == "", 10, what="node2 answers")
+
+
+def test_a_retry_gets_its_first_result_past_the_methods_own_reads(cluster):
+    """Methods that read the database before they write (a forced delete looks whether to take
+    the group offline first, set_properties checks what a property was) answer a retry with its
+    first result, though what they read is gone since."""
+    with cluster.client("node1") as c:
+        c.Group.create("retried-force")
+        c.Resource.create("retried-force", "retried-force-r", "dummy", {})
+        assert c.Operation.wait(c.Group.online("retried-force")["handle"], 30)["status"] == "succeeded"
+        rid = str(uuid.uuid4())
+        assert c.call("Group.delete", "retried-force", True, rid=rid) == ""
+        assert c.call("Group.delete", "retried-force", True, rid=rid) == ""  # not ERROR_GROUP_NOT_FOUND
+
+        c.Group.create("retried-props")
+        c.Resource.create("retried-props", "retried-props-r", "dummy", {})
+        rid = str(uuid.uuid4())
+        assert c.call("Resource.set_properties", "retried-props-r", {"stop_delay": 0.1}, rid=rid) == ""
+        c.Resource.delete("retried-props-r")
+        assert c.call("Resource.set_properties", "retried-props-r", {"stop_delay": 0.1}, rid=rid) == ""
+
+        c.Resource.create("retried-props", "retried-online-r", "dummy", {})
+        rid = str(uuid.uuid4())
+        op = c.call("Resource.online", "retried-online-r", rid=rid)
+        assert c.Operation.wait(op["handle"], 30)["status"] == "succeeded"
+        assert c.Operation.wait(c.Group.offline("retried-props")["handle"], 30)["status"] == "succeeded"
+        c.Resource.delete("retried-online-r")
+        assert c.call("Resource.online", "retried-online-r", rid=rid) == op

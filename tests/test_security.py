@@ -33,26 +33,34 @@ def _data_dirs(cluster):
 
 
 def _write_some(cluster):
-    """Enough writes that the journal holds more than the bootstrap."""
+    """Enough writes that the journal holds more than the bootstrap, and a resource running (its
+    agent keeps a record in its owner's data dir while it may run)."""
     with cluster.client("node1") as c:
         ref = c.Cluster.get_all()[0]
         for i in range(20):
             c.Cluster.add_to_other_config(ref, f"security-{i}", "x")
         for i in range(20):
             c.Cluster.remove_from_other_config(ref, f"security-{i}")
+        if not any(g["name"] == "security-running" for g in c.Group.get_all_records()):
+            c.Group.create("security-running")
+            c.Resource.create("security-running", "security-dummy", "dummy", {})
+        assert c.Operation.wait(c.Group.online("security-running")["handle"], 30)["status"] == "succeeded"
+
+
+def _files(cluster):
+    return [os.path.join(root, name) for d in _data_dirs(cluster) for root, _dirs, names in os.walk(d)
+            for name in names]
 
 
 def test_the_token_is_in_no_file_of_a_data_dir(cluster):
     _write_some(cluster)
     token = _token(cluster)
-    files = 0
-    for d in _data_dirs(cluster):
-        for root, _dirs, names in os.walk(d):
-            for name in names:
-                with open(os.path.join(root, name), "rb") as f:
-                    assert token not in f.read(), os.path.join(root, name)
-                files += 1
-    assert files >= 3 * 2  # at least a journal and an incarnation per node
+    files = _files(cluster)
+    for path in files:
+        with open(path, "rb") as f:
+            assert token not in f.read(), path
+    assert len(files) >= 3 * 2 + 1  # at least a journal and an incarnation per node, and a record
+    assert any(os.sep + "resources" + os.sep in path for path in files)
 
 
 def test_data_dirs_are_0700_and_their_files_0600(cluster):
@@ -63,6 +71,7 @@ def test_data_dirs_are_0700_and_their_files_0600(cluster):
             for name in names:
                 path = os.path.join(root, name)
                 assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    assert any(os.sep + "resources" + os.sep in path for path in _files(cluster))  # a record among them
 
 
 def test_the_pool_admin_reads_the_token_from_the_token_file(cluster):

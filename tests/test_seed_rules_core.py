@@ -2,7 +2,7 @@
 plain state). Each docstring quotes the rule it checks."""
 import pytest
 
-from clusterd import domains, events, groups, pause
+from clusterd import domains, events, groups, moves, pause
 from clusterd.errors import CODES
 
 from builders import booted, member, ok, run
@@ -37,6 +37,64 @@ def test_a_move_to_a_paused_node_is_refused_with_node_paused_0x13ce(by_cluster):
     ok(s, "node.resume", node="node2", failback="none")  # Up again: the same move is accepted
     assert ok(s, "group.move", group="g-web", to="node2", flags=0, properties={}, handle="m1")["code"] == 0x3E5
 
+
+
+def stopping_for_a_move(flags=0):
+    """web on node1, accepted for a move to node2 and stopping on node1 (the hand-over is next)."""
+    s = web_world()
+    assert ok(s, "group.move", group="g-web", to="node2", flags=flags, properties={}, handle="m1")["code"] == 0x3E5
+    if not flags & moves.IGNORE_RESOURCE_STATUS:
+        ok(s, "group.move_answer", group="g-web", handle="m1", ask=0, node="node1", answer="ok", resources=[])
+    return s
+
+
+def test_a_destination_paused_after_the_move_was_accepted_gets_no_hand_over():
+    """ApiPauseNodeEx suspends "group ownership" on a paused node, so the group is not handed to a
+    destination paused after MoveClusterGroupEx accepted the move. MoveClusterGroupEx: the move
+    "could fail, in that the group cannot reach its persistent state on the target node"; the
+    cluster then brings the group to its persistent state by its policies. The move fails with
+    ERROR_CLUSTER_NODE_PAUSED in its error and the group starts again on its source, as when the
+    destination goes down before the hand-over."""
+    s = stopping_for_a_move()
+    ok(s, "node.pause", node="node2", drain=False, flags=0)
+    for rid in ("r-cache", "r-httpd", "r-ip"):
+        report(s, rid, "Offline")
+    g, op = s["groups"]["g-web"], s["operations"]["m1"]
+    assert g["owner"] == "node1" and g.get("move") is None
+    assert op["status"] == "failed" and op["error"].startswith("ERROR_CLUSTER_NODE_PAUSED"), op
+    assert groups.wanted_resources(s, g) == {"r-ip", "r-httpd", "r-cache"}  # back to its state on the source
+
+
+def test_a_queued_move_is_not_asked_again_while_its_destination_is_paused():
+    """A queued move (CLUSAPI_GROUP_MOVE_QUEUE_ENABLED) waits while its destination is not Up:
+    paused as well as down (the group would not be handed to it)."""
+    s = web_world()
+    ok(s, "group.move", group="g-web", to="node2", flags=moves.QUEUE_ENABLED, properties={}, handle="m1")
+    ok(s, "group.move_answer", group="g-web", handle="m1", ask=0, node="node1", answer="not_now", resources=[])
+    ok(s, "node.pause", node="node2", drain=False, flags=0)
+    ok(s, "group.move_retry", group="g-web", handle="m1", at=2_000_000_000.0)
+    m = s["groups"]["g-web"]["move"]
+    assert (m["phase"], m["queued_at"]) == ("queued", 2_000_000_000.0)
+    ok(s, "node.resume", node="node2", failback="none")
+    ok(s, "group.move_retry", group="g-web", handle="m1")
+    assert s["groups"]["g-web"]["move"]["phase"] == "asking"
+
+
+def test_a_move_returning_to_a_source_paused_meanwhile_is_left_to_the_policy():
+    """CLUSAPI_GROUP_MOVE_RETURN_TO_SOURCE_NODE_ON_ERROR returns the group to its source after a
+    failure on the destination; a source paused since takes no group (ApiPauseNodeEx), so, as
+    with a source that is down, the move fails and the failure policy places the group."""
+    s = stopping_for_a_move(flags=moves.RETURN_TO_SOURCE_NODE_ON_ERROR)
+    for rid in ("r-cache", "r-httpd", "r-ip"):
+        report(s, rid, "Offline")
+    assert s["groups"]["g-web"]["owner"] == "node2"
+    ok(s, "node.pause", node="node1", drain=False, flags=0)
+    report(s, "r-ip", "Failed", node="node2")
+    for rid in ("r-cache", "r-httpd"):
+        report(s, rid, "Offline", node="node2")
+    g, op = s["groups"]["g-web"], s["operations"]["m1"]
+    assert g["owner"] == "node2" and g.get("move") is None and g["failover_wanted"]
+    assert op["status"] == "failed" and "paused" in op["error"], op
 
 def lost_owner(s, owner="node3", gid="g-web"):
     ok(s, "membership.view", live=[n for n in s["view"]["live"] if n != owner], by="node1")
@@ -153,6 +211,30 @@ def test_online_refuses_a_paused_owner_it_would_place_the_group_on():
     refused_by_apply(s, "resource.online", "ERROR_CLUSTER_NODE_PAUSED", resource="r-pg", handle="h2", owner="node2")
     assert ok(s, "group.online", group="g-web", handle="h1", owner="node3")["code"] == 0x3E5
 
+
+
+def test_an_offline_group_whose_owner_is_paused_goes_online_on_a_node_that_is_up():
+    """ApiPauseNodeEx suspends group ownership on a paused node: it keeps what it runs, but no more
+    groups come online there. An offline group owned by a node paused since is brought online (by
+    the group or one of its resources) on the node placement chooses; while its paused owner still
+    stops it, the online is refused with no change."""
+    for op, fields in (("group.online", {"group": "g-web"}), ("resource.online", {"resource": "r-ip"})):
+        s = web_world()
+        ok(s, "group.offline", group="g-web", handle="off")
+        report(s, "r-cache", "Offline")
+        ok(s, "node.pause", node="node1", drain=False, flags=0)
+        err = refused_by_apply(s, op, "ERROR_CLUSTER_NODE_PAUSED", handle="h2", owner="node2", **fields)
+        assert err["params"] == ["node1"]  # r-ip and r-httpd are still stopping there
+        for rid in ("r-httpd", "r-ip"):
+            report(s, rid, "Offline")
+        refused_by_apply(s, op, "ERROR_CLUSTER_NODE_PAUSED", handle="h2", owner="node1", **fields)
+        assert ok(s, op, handle="h2", owner="node2", **fields)["code"] == 0x3E5
+        g = s["groups"]["g-web"]
+        assert (g["owner"], g["persistent_state"]) == ("node2", "online")
+    s = web_world()  # an online group keeps running on its owner paused since
+    ok(s, "node.pause", node="node1", drain=False, flags=0)
+    assert ok(s, "group.online", group="g-web", handle="h3", owner=None)["code"] == 0x3E5
+    assert s["groups"]["g-web"]["owner"] == "node1"
 
 # -- a second drain after a failed one --------------------------------------------------------------
 def drain_world():
@@ -283,12 +365,34 @@ def test_pending_forget_where_members_share_one_ip_keeps_it_once_and_blocks_only
 
 # -- the vendors' numbers -------------------------------------------------------------------------------
 def test_dependency_tree_too_complex_is_5929():
-    """ibm-ms-codes.md: ERROR_DEPENDENCY_TREE_TOO_COMPLEX is 5929 = 0x1729 (MS-SEC, MINGW line 1864,
-    GOSYS line 1745); 0x13C3 is ERROR_CLUSTER_NO_SECURITY_CONTEXT."""
+    """Microsoft's System Error Codes (4000-5999), mingw-w64's winerror.h, golang/sys: ERROR_DEPENDENCY_
+    TREE_TOO_COMPLEX is 5929 = 0x1729 (0x13C3 is ERROR_CLUSTER_NO_SECURITY_CONTEXT);
+    ERROR_CLUSTER_NODE_PAUSED 5070 = 0x13CE; 0x174A = 5962 (ERROR_CLUSTER_NODE_DRAIN_IN_PROGRESS in
+    today's headers, ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS in MS-CMRP)."""
     assert CODES["ERROR_DEPENDENCY_TREE_TOO_COMPLEX"][0] == 5929 == 0x1729
     assert CODES["ERROR_CLUSTER_NODE_PAUSED"][0] == 5070 == 0x13CE
     assert CODES["ERROR_CLUSTER_NODE_EVACUATION_IN_PROGRESS"][0] == 5962 == 0x174A
 
+
+IBM_ACTIONS = {2: "Start", 3: "Restart", 4: "End", 9: "Failover", 10: "Switchover", 11: "Add Node", 12: "Remove Node",
+               13: "Change", 15: "Undo", 16: "End Node"}
+IBM_STATUSES = {10: "Active", 20: "Inactive", 30: "Indoubt", 40: "Restored", 500: "Add Node Pending",
+                520: "Change Pending", 530: "End CRG Pending", 550: "Remove Node Pending", 560: "Start CRG Pending",
+                570: "Switchover Pending"}
+
+
+def test_ibm_action_codes_and_crg_statuses_are_the_headers_numbers_and_names():
+    """QCSTCRG3.H enum QcstCrgActionCode: QcstCrgAcStart 2, QcstCrgAcRestart 3, QcstCrgAcEnd 4,
+    QcstCrgAcFailover 9, QcstCrgAcSwitchover 10, QcstCrgAcAddNode 11, QcstCrgAcRemoveNode 12,
+    QcstCrgAcChange 13, QcstCrgAcUndo 15, QcstCrgEndNode 16. QCST.H enum QcstCrgStatus: Active 10,
+    Inactive 20, Indoubt 30, Restored 40, Add Node Pending 500, Change Pending 520, End CRG Pending
+    530, Remove Node Pending 550, Start CRG Pending 560, Switchover Pending 570. Each request kind
+    runs with its action code and shows its pending status."""
+    assert domains.ACTION_NAMES == IBM_ACTIONS and domains.STATUS_NAMES == IBM_STATUSES
+    assert domains.KINDS == {
+        "add_node": (500, 11), "remove_node": (550, 12), "set_role": (520, 13), "switchover": (570, 10),
+        "failover": (570, 9), "start": (560, 2), "end": (530, 4)}
+    assert (domains.UNDO, domains.END_NODE) == (15, 16)
 
 def test_ibm_role_numbers_peer_is_minus_4():
     """QCST.H: QcstPrimaryNodeRole 0, QcstReplicateNodeRole -1, QcstPeerNodeRole -4; backups 1..n."""

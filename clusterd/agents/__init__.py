@@ -32,7 +32,9 @@ The interface (base.py):
                                       says it could not ("failed"; the record stays, so
                                       stop/adopt can try again). timeout=None: the resource's.
         await agent.kill()            -> Result. A stop without grace, after a stop that failed
-                                      (process: SIGKILL of its whole group; ocf: stop again).
+                                      (process: SIGKILL of its whole group, no SIGTERM; ocf:
+                                      SIGKILL of its starts' process groups, then stop again,
+                                      since only the script can say it stopped; dummy: at once).
         await agent.monitor()         -> Result
         await agent.adopt()           -> Result | None. After a daemon restart: find what this
                                       resource left running (its record on disk) and manage

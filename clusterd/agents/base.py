@@ -101,8 +101,9 @@ class Agent:
         raise NotImplementedError
 
     async def kill(self):
-        """After a stop that failed: stop at once, without a grace period (process agents
-        SIGKILL the whole process group). Same Result as stop()."""
+        """After a stop that failed: stop at once, without a grace period (stop with timeout 0:
+        the process agent SIGKILLs the whole process group, the dummy drops its file). Same
+        Result as stop(); offline only once nothing of the resource runs."""
         return await self.stop(timeout=0)
 
     async def monitor(self):

@@ -16,6 +16,7 @@ on those nodes only); a flag file counts when it exists, and if it holds node na
   locked, lock_file         the resource is locked in its state on this node (Result.locked)
   not_now, not_now_file     a move is not possible now, maybe soon (Result.not_now)
   reject_move, reject_move_file   prepare_move rejects the move (the resource stays)
+  crash, crash_file         every call raises (an agent bug: the executor must not lose track)
 """
 import asyncio
 import time
@@ -25,7 +26,7 @@ from . import props
 from .base import MOVE_REJECT, SOFT, Agent, failed, offline, online
 
 FLAGS = {"fail_start": "fail_start_file", "fail_monitor": "fail_file", "locked": "lock_file",
-         "not_now": "not_now_file", "reject_move": "reject_move_file"}
+         "not_now": "not_now_file", "reject_move": "reject_move_file", "crash": "crash_file"}
 
 
 class DummyAgent(Agent):
@@ -56,11 +57,15 @@ class DummyAgent(Agent):
         if not path:
             return False
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8", errors="replace") as f:
                 names = f.read().split()
         except OSError:
             return False
         return not names or node in names
+
+    def crash(self):
+        if self.flag("crash"):
+            raise RuntimeError(f"dummy {self.id}: injected crash")
 
     def status(self, detail):
         not_now = self.flag("not_now")
@@ -72,6 +77,7 @@ class DummyAgent(Agent):
         bad = self.invalid()
         if bad:
             return bad
+        self.crash()
         if self.read_record() is not None:
             self.started = True
             return self.status("already running")
@@ -79,8 +85,12 @@ class DummyAgent(Agent):
         await asyncio.sleep(float(self.props.get("start_delay", 0)))
         if self.flag("fail_start"):
             return failed(SOFT, "injected start failure")
-        unwritable = await self.write_record(self.new_record(
-            state="online", started=time.time(), move_properties=dict(self.ctx.move_properties or {})))
+        try:
+            unwritable = await self.write_record(self.new_record(
+                state="online", started=time.time(), move_properties=dict(self.ctx.move_properties or {})))
+        except asyncio.CancelledError:  # write_record ended its write first: the state file is there
+            self.witness("start", t0)
+            raise
         if unwritable:
             return unwritable
         self.started = True
@@ -88,6 +98,7 @@ class DummyAgent(Agent):
         return self.status("started")
 
     async def monitor(self):
+        self.crash()
         if self.read_record() is None:
             return failed(SOFT, "its state file is gone") if self.started else offline("not running")
         if self.flag("fail_monitor"):
@@ -95,6 +106,7 @@ class DummyAgent(Agent):
         return self.status("running")
 
     async def stop(self, timeout=None):
+        self.crash()
         self.started = False
         if self.read_record() is None:
             return offline("not running")
@@ -107,6 +119,7 @@ class DummyAgent(Agent):
         return offline(f"stop_delay {delay:g} s passed the {timeout:g} s stop timeout: stopped hard" if cut else "stopped")
 
     async def prepare_move(self, properties):
+        self.crash()
         if self.read_record() is not None and self.flag("reject_move"):
             return MOVE_REJECT
         return await super().prepare_move(properties)

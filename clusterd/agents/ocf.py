@@ -9,7 +9,12 @@ its timeout has its whole group SIGKILLed and counts as a failure.
 
 The script is the authority on whether the resource runs. The agent keeps a record
 (data_dir/resources/<id>.json) from just before a start until a stop succeeds, so that after
-a daemon restart adopt() knows to ask the script.
+a daemon restart adopt() knows to ask the script. The record also names the process group of
+each start action (process.py's identity: boot id, pid, start time), which holds whatever the
+start left running that did not make a session of its own. A stop that fails or times out
+SIGKILLs those groups at once; a stop that succeeds SIGKILLs what is left in them (nothing
+of a stopped resource may outlive its record). Neither makes a failed stop a success: only
+the script says the resource is stopped (it may be an address or a mount, not a process).
 """
 import asyncio
 import collections
@@ -19,7 +24,7 @@ import signal
 import time
 
 from .. import timing
-from . import props
+from . import process, props
 from .base import FAILED, FATAL, HARD, OFFLINE, ONLINE, SOFT, Agent, failed, offline, online
 
 log = logging.getLogger("clusterd.agents.ocf")
@@ -94,9 +99,10 @@ class OcfAgent(Agent):
             env["OCF_RESKEY_" + key] = value
         return env
 
-    async def run(self, action, timeout, capture=False):
+    async def run(self, action, timeout, capture=False, spawned=None):
         """Run `script action` and return an Outcome: kind "exited" (with its code), "timeout"
-        (its process group was SIGKILLed) or "cannot_run" (the script could not be executed)."""
+        (its process group was SIGKILLed) or "cannot_run" (the script could not be executed).
+        spawned: awaited with the script's pid once it runs (within the timeout)."""
         script = self.props["script"]
         try:
             logfd = self.open_log()
@@ -115,6 +121,8 @@ class OcfAgent(Agent):
         out = None
         try:
             async with asyncio.timeout(timeout):
+                if spawned is not None:
+                    await spawned(proc.pid)
                 if capture:
                     out, _ = await proc.communicate()
                 else:
@@ -134,9 +142,9 @@ class OcfAgent(Agent):
                     pass
         return Outcome("exited", proc.returncode, "", out)
 
-    async def _act(self, action, timeout, started):
+    async def _act(self, action, timeout, started, spawned=None):
         """Run an action; return its Outcome and its Result."""
-        outcome = await self.run(action, timeout)
+        outcome = await self.run(action, timeout, spawned=spawned)
         if outcome.kind == "exited":
             return outcome, classify(action, outcome.code, started)
         return outcome, failed(HARD if outcome.kind == "cannot_run" else SOFT, outcome.detail)
@@ -154,16 +162,19 @@ class OcfAgent(Agent):
             if running.state == ONLINE:
                 return running
         else:
-            unwritable = await self.write_record(self.new_record(started=time.time()))
+            unwritable = await self.write_record(self.new_record(started=time.time(), groups=[]))
             if unwritable:
                 return unwritable
         t0 = time.monotonic()
-        outcome, result = await self._act("start", self.timeout, True)
+
+        async def spawned(pid):  # the script runs: it may start something from now on
+            if not again:  # (a start over a recorded one continues its witness interval)
+                self.witness("start", t0)
+            await self._remember_group(pid)
+        outcome, result = await self._act("start", self.timeout, True, spawned)
         if outcome.kind == "cannot_run" and not again:  # nothing ran
             self.remove_record()
             return result
-        if not again:  # (a start over a recorded one continues its witness interval)
-            self.witness("start", t0)  # the script ran: it may have started something
         if result.state == ONLINE:
             return result
         stopped = await self.stop()
@@ -171,22 +182,45 @@ class OcfAgent(Agent):
             return failed(result.severity, f"{result.detail}; and stop after it: {stopped.detail}")
         return result
 
+    async def _remember_group(self, pid):
+        """Add the process group of a start action to the record (dropping groups now empty)."""
+        rec = self.read_record() or self.new_record(started=time.time())
+        ident = process.identity(pid) or {"pid": pid, "pgid": pid, "boot_id": process.boot_id(), "start_ticks": None}
+        rec["groups"] = [g for g in rec.get("groups") or () if not process.group_gone(g)] + [ident]
+        await self.write_record(rec)
+
+    async def _kill_groups(self, rec, wait=KILL_WAIT):
+        """SIGKILL the process groups of the recorded starts; True when nothing of them is left."""
+        return await process.kill_groups((rec or {}).get("groups") or (), wait)
+
     async def stop(self, timeout=None):
-        """Run `stop` (always: stopping what is not running is a success in OCF). The record,
-        and with it the witness stop line, goes only when the script confirms."""
+        """Run `stop` (always: stopping what is not running is a success in OCF), then SIGKILL
+        what the starts left in their process groups: after the stop if it failed or timed out
+        (within the stop bound: timeout + KILL_WAIT), else what is still there. The record, and
+        with it the witness stop line, goes only when the script confirmed and the groups are
+        gone."""
         timeout = self.stop_timeout if timeout is None else float(timeout)
+        bound = time.monotonic() + timeout + KILL_WAIT  # (the action's own kill wait counts in it)
         rec = self.read_record()
         outcome, result = await self._act("stop", timeout, rec is not None)
         if outcome.kind == "cannot_run" and rec is None:
             return offline("not started here, and the script cannot run")
-        if result.state == OFFLINE and rec is not None:
-            self.witness("stop", time.monotonic())
-            self.remove_record()
+        if rec is None:
+            return result
+        killed = await self._kill_groups(rec, max(0.0, bound - time.monotonic()))
+        if result.state != OFFLINE:
+            return failed(result.severity or SOFT, f"{result.detail}; SIGKILL of its starts' process groups "
+                                                   + ("done" if killed else "left processes running"))
+        if not killed:
+            return failed(HARD, "stopped, but processes of its start survive SIGKILL")
+        self.witness("stop", time.monotonic())
+        self.remove_record()
         return result
 
     async def kill(self):
-        """The script is the authority, and there is no process of the resource to kill: ask it
-        to stop again, with its stop timeout."""
+        """After a stop that failed: SIGKILL the process groups of its starts at once, then ask
+        the script to stop (it is the authority on whether the resource runs)."""
+        await self._kill_groups(self.read_record())
         return await self.stop()
 
     async def monitor(self):
@@ -197,12 +231,15 @@ class OcfAgent(Agent):
 
     async def adopt(self):
         """With a record from an earlier daemon: ask the script. Running: report it. Not
-        running: drop the record and return None. Anything else: the failure (the executor
-        stops it)."""
-        if self.read_record() is None:
+        running: kill what its starts left in their process groups, drop the record and return
+        None. Anything else: the failure (the executor stops it)."""
+        rec = self.read_record()
+        if rec is None:
             return None
         outcome, result = await self._act("monitor", self.timeout, True)
         if outcome.kind == "exited" and outcome.code == OCF_NOT_RUNNING:
+            if not await self._kill_groups(rec):
+                return failed(HARD, "not running, but processes of its start survive SIGKILL")
             self.witness("stop", time.monotonic())
             self.remove_record()
             return None

@@ -131,6 +131,36 @@ def group_members(pgid):
     return members
 
 
+def group_gone(rec):
+    """Nothing of the process group that rec names (pid, pgid, boot_id, start_ticks) runs."""
+    state = leader_state(rec)
+    return state == FOREIGN or (state == EXITED and not group_members(rec["pgid"]))
+
+
+def signal_group(rec, sig):
+    """Signal the process group rec names, unless its pid now names another process (then the
+    group is empty, and the pgid may be someone else's)."""
+    if leader_state(rec) != FOREIGN:
+        try:
+            os.killpg(rec["pgid"], sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+async def kill_groups(recs, wait=KILL_WAIT):
+    """SIGKILL every process group that recs name, at once; True when all are gone within wait."""
+    left = [r for r in recs if not group_gone(r)]
+    for r in left:
+        signal_group(r, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while left:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(POLL)
+        left = [r for r in left if not group_gone(r)]
+    return True
+
+
 def launched(token):
     """Session leaders whose environment carries CLUSTERD_LAUNCH=token."""
     found = []
@@ -258,9 +288,9 @@ class ProcessAgent(Agent):
             self.remove_record()
             return failed(SOFT, f"process {popen.pid} exited at once")
         self.rec = self.new_record(launch=token, args=self.props["args"], **ident)
-        unwritable = await self.write_record(self.rec)
-        self.witness("start", t0, popen.pid)
+        self.witness("start", t0, popen.pid)  # before the await: a cancelled start has it too
         self._watch(popen)
+        unwritable = await self.write_record(self.rec)
         if unwritable:  # it runs, but its identity is not on disk: do not keep it
             stopped = await self.stop()
             return unwritable if stopped.state != FAILED else stopped
@@ -337,7 +367,8 @@ class ProcessAgent(Agent):
     # -- stop ---------------------------------------------------------------------------------
     async def stop(self, timeout=None):
         """SIGTERM the process group, SIGKILL it after timeout (default: the stop_timeout
-        property), and return only when nothing of it runs. A failed stop keeps the record."""
+        property; 0: SIGKILL at once, no SIGTERM), and return only when nothing of it runs. A
+        failed stop keeps the record."""
         timeout = self.stop_timeout if timeout is None else float(timeout)
         rec = self._load()
         if rec is None:
@@ -364,21 +395,18 @@ class ProcessAgent(Agent):
                 pass
         if self._gone(rec, extra):
             return f"already gone ({self._exit_status()})"
-        self._signal(rec, extra, signal.SIGTERM)
-        if await self._wait_gone(rec, extra, timeout):
-            return "stopped by SIGTERM"
-        log.warning("%s: process group %s ignored SIGTERM for %g s: SIGKILL", self.id, rec["pgid"], timeout)
+        if timeout > 0:  # (no timeout: a kill, no SIGTERM first)
+            self._signal(rec, extra, signal.SIGTERM)
+            if await self._wait_gone(rec, extra, timeout):
+                return "stopped by SIGTERM"
+            log.warning("%s: process group %s ignored SIGTERM for %g s: SIGKILL", self.id, rec["pgid"], timeout)
         self._signal(rec, extra, signal.SIGKILL)
         if await self._wait_gone(rec, extra, KILL_WAIT):
-            return f"killed by SIGKILL after {timeout:g} s"
+            return f"killed by SIGKILL after {timeout:g} s" if timeout > 0 else "killed by SIGKILL"
         return None
 
     def _signal(self, rec, extra, sig):
-        if leader_state(rec) != FOREIGN:
-            try:
-                os.killpg(rec["pgid"], sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+        signal_group(rec, sig)
         for p in extra:
             try:
                 p.send_signal(sig)  # psutil refuses if the pid was reused meanwhile
