@@ -180,7 +180,15 @@ def test_invalid_operations_are_refused_with_their_codes(cluster):
         assert c.Group.get_all_records() == before
 
 
-def test_a_restarted_owner_adopts_its_resource_process_no_duplicate(cluster):
+def test_a_restarted_owner_adopts_its_resource_process_no_duplicate(tmp_path_factory, xprocess):
+    """A daemon killed and restarted within its token adopts the process it started: no fence,
+    no second copy. The token is long (8 s) so that the restart, slow on a loaded machine, comes
+    back within it; with the 1 s default a slow restart is rightly fenced first."""
+    with running_cluster(tmp_path_factory, xprocess, "adopt", token_timeout=8.0) as cluster:
+        _restarted_owner_adopts(cluster)
+
+
+def _restarted_owner_adopts(cluster):
     marker = f"clusterd-test-{uuid.uuid4()}"
     with api(cluster) as c:
         c.Group.create("sticky")

@@ -280,11 +280,21 @@ def test_no_start_is_planned_without_the_whole_right_to_run(w, v, books, dt):
             assert v["held"].get(a.target, 0) <= now
 
 
+BREAKS = {  # ways a group's data may be unreadable by the plan
+    "missing resource": lambda g, s: g["resources"].append("r-missing"),
+    "no dependencies": lambda g, s: s["resources"][g["resources"][0]].pop("dependencies"),
+    "malformed move": lambda g, s: g.update(move={"phase": "asking"}),
+}
+
+
 @settings(max_examples=300, deadline=None)
-@given(worlds, views, entries)
-def test_when_the_right_is_lost_every_live_resource_is_stopped_dependents_first(w, v, books):
+@given(worlds, views, entries, st.dictionaries(st.sampled_from(("g-web", "g-db")), st.sampled_from(sorted(BREAKS))))
+def test_when_the_right_is_lost_every_live_resource_is_stopped_dependents_first(w, v, books, broken):
+    """Also when some groups' data cannot be read by the plan (their resources are stopped as orphans)."""
     v = dict(v, policy="stop", quorate=False, hold_until=0.0)
     s = build(w, books)
+    for gid, how in broken.items():
+        BREAKS[how](s["groups"][gid], s)
     before = copy.deepcopy(books)
     live = {rid for rid, e in books.items() if e.phase in LIVE}
     # every group with something live has a stop (or a kill) planned at once, side by side
@@ -293,6 +303,6 @@ def test_when_the_right_is_lost_every_live_resource_is_stopped_dependents_first(
         {a.key if not isinstance(a.key, tuple) else GROUP_OF[a.target] for a in first.values() if a.kind in ("stop", "kill")}
     stops, others = drain(s, v, books, now=NOW + 10)
     assert set(stops) == live and others == []
-    deps = {rid: s["resources"][rid]["dependencies"] for rid in RIDS}
+    deps = {rid: s["resources"][rid].get("dependencies", ()) for rid in RIDS}
     for i, rid in enumerate(stops):  # nothing still live depends on what is stopped
         assert not [d for d in stops[i + 1:] if rid in deps[d]], (stops, before)
