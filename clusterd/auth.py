@@ -17,7 +17,7 @@ ITERATIONS = 60000
 MAX_SESSIONS = 10000
 
 
-def rank(role):
+def rank(role: str) -> int:
     return ROLES.index(role)
 
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 
-from . import decide, failover  # noqa: F401  (failover registers its handlers)
+from . import decide
 from .move_driver import MoveDriver
 from .mover import Mover
 from .errors import ClusterError

@@ -7,7 +7,7 @@ import sys
 
 import uvloop
 
-from . import config, domain_methods, group_methods, keeper, limits, membership, methods, move_methods, server, xapi  # noqa: F401  (*methods register the API)
+from . import config, keeper, limits, membership, server, xapi
 from .coordinator import Coordinator
 from .executor import Executor
 from .exitprog import ExitPrograms

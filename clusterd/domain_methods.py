@@ -11,10 +11,10 @@ DOMAIN_CALLED_FROM_EXIT_PROGRAM before anything is submitted.
 import asyncio
 import uuid
 
-from . import domains, events, moves, pause  # noqa: F401  (they register their handlers)
+from . import domains, events, pause
 from .errors import ClusterError
 from .groups import find_group
-from .rpc import require, rpc
+from .method import require, rpc
 
 RO, OP = "read-only", "pool-operator"
 GROUP = ("group", "string")
@@ -146,7 +146,7 @@ async def domain_end(call, group, queue):
 @rpc("Domain.get_request", params=(("handle", "string"),))
 async def domain_get_request(call, handle):
     def get(s):
-        req = s.get("domain_requests", {}).get(handle)
+        req = s["domain_requests"].get(handle)
         if req is None:
             raise ClusterError("OPERATION_NOT_FOUND", handle)
         return domains.request_view(req)

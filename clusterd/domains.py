@@ -21,9 +21,9 @@ still active and takes part, End Node (16) and the others Failover (9), as IBM's
 does (action_for).
 """
 from . import events
-from .db import handler, ok
+from .commands import handler, ok, pending
 from .errors import failure
-from .groups import _refresh, find_group, set_persistent_state
+from .groups import _refresh, clear_failures, find_group, set_persistent_state
 from .pause import paused_nodes
 
 # CRG status codes (QCST.H enum QcstCrgStatus)
@@ -321,7 +321,7 @@ def _needs_request(state, cmd):
         return failure("ERROR_INVALID_PARAMETER", "kind")
     if not events.valid_queue(cmd.get("queue")):
         return failure("ERROR_INVALID_PARAMETER", "queue", message=f"a queue name is 1-{events.MAX_QUEUE_NAME} printable characters")
-    if cmd["handle"] in state.get("domain_requests", {}):
+    if cmd["handle"] in state["domain_requests"]:
         return failure("ERROR_OBJECT_ALREADY_EXISTS", cmd["handle"])
     return _busy(g) or _rules(state, g, cmd)
 
@@ -330,7 +330,7 @@ def _needs_request(state, cmd):
 def _domain_request(state, cmd):
     g = find_group(state, cmd["group"])
     d = g["domain"]
-    pending, action = KINDS[cmd["kind"]]
+    pending_status, action = KINDS[cmd["kind"]]
     participants = active_nodes(state, d)
     if cmd["kind"] == "add_node" and cmd["node"] in state["view"]["live"]:
         participants.append(cmd["node"])
@@ -346,18 +346,18 @@ def _domain_request(state, cmd):
            "target": switchover_target(state, g) if cmd["kind"] == "switchover" else
            cmd["node"] if cmd["kind"] == "failover" else start_target(state, g) if cmd["kind"] == "start" else None, "from": cmd.get("from"), "reason": cmd.get("reason"),
            "error": None, "exit_program": d["exit_program"]}
-    requests = state.setdefault("domain_requests", {})
+    requests = state["domain_requests"]
     requests[cmd["handle"]] = req
     while len(requests) > REQUESTS_KEEP:
         del requests[next(iter(requests))]
-    d["status"], d["request"] = pending, cmd["handle"]
+    d["status"], d["request"] = pending_status, cmd["handle"]
     if not d["exit_program"] or not participants:
         _advance(state, req, cmd["at"])
-    return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5, "handle": cmd["handle"]})
+    return pending(cmd["handle"])
 
 
 def _needs_open_request(state, cmd):
-    req = state.get("domain_requests", {}).get(cmd.get("handle")) if isinstance(cmd.get("handle"), str) else None
+    req = state["domain_requests"].get(cmd.get("handle")) if isinstance(cmd.get("handle"), str) else None
     if req is None or req["status"] != "pending":
         return failure("OPERATION_NOT_FOUND", str(cmd.get("handle")))
     return None
@@ -485,10 +485,7 @@ def _apply_change(state, g, req):
     elif req["kind"] in ("start", "end"):  # the group's persistent state follows, its owner's executor acts
         if req["kind"] == "start":
             g["owner"] = req["target"]
-            for rid in g["resources"]:  # a start clears failures, as a client's online does
-                r = state["resources"][rid]
-                if r["state"] == "Failed":
-                    r["state"], r["restarts"] = "Offline", []
+            clear_failures(state, g)  # as a client's online does
         set_persistent_state(state, g, "online" if req["kind"] == "start" else "offline")
         _refresh(state, g)
 

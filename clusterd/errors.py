@@ -3,6 +3,7 @@
 Raised once at the boundary and reported the same way by every interface: the msgpack API
 sends {code, number, message, params}; the XenAPI endpoint sends [code, *params].
 """
+from typing import Any
 
 # name -> (number or None, default message)
 CODES = {
@@ -79,7 +80,7 @@ CODES = {
 
 
 class ClusterError(Exception):
-    def __init__(self, code, *params, message=None):
+    def __init__(self, code: str, *params: object, message: str | None = None) -> None:
         if code not in CODES:
             raise ValueError(f"unknown error code {code}")
         self.code = code
@@ -88,17 +89,18 @@ class ClusterError(Exception):
         self.message = message or CODES[code][1]
         super().__init__(f"{code}: {self.message}" + (f" ({', '.join(self.params)})" if self.params else ""))
 
-    def to_wire(self):
+    def to_wire(self) -> dict[str, Any]:
         return {"code": self.code, "number": self.number, "message": self.message, "params": self.params}
 
     @classmethod
-    def from_wire(cls, err):
+    def from_wire(cls, err: object) -> "ClusterError":
         code = err.get("code") if isinstance(err, dict) else None
         if code not in CODES:
             return cls("INTERNAL_ERROR", message=str(err))
+        assert isinstance(err, dict)  # a code in CODES came from a map
         return cls(code, *err.get("params", []), message=err.get("message"))
 
 
-def failure(code, *params, message=None):
+def failure(code: str, *params: object, message: str | None = None) -> dict[str, Any]:
     """An error as apply returns it: plain data, committed like any other result."""
     return {"error": ClusterError(code, *params, message=message).to_wire()}

@@ -53,7 +53,7 @@ class ExitPrograms:
         if not (self.node.replica.ready() and self.node.membership.view()["is_quorate"]):
             return
         me = self.me
-        due = self.node.read(lambda s: [dict(r, roles=dict(r["roles"])) for r in s.get("domain_requests", {}).values()
+        due = self.node.read(lambda s: [dict(r, roles=dict(r["roles"])) for r in s["domain_requests"].values()
                                         if r["status"] == "pending" and r["phase"] in ("exit", "undo")
                                         and me in r["participants"] and me not in r["results"]])
         for req in due:

@@ -1,12 +1,13 @@
 """Failover in the cluster database: fencing records, and moving a lost node's groups.
 
 Pure handlers and pure decisions; the coordinator (coordinator.py) runs them on the leader.
-A group moves off a node only after that node is fenced (DESIGN.md invariant 4): the fence
-request and its result are committed entries, and `group.failover` refuses a group whose
-owner is not fenced.
+A group moves off a node only after that node is fenced (docs/architecture.md, invariant 4):
+the fence request and its result are committed entries, and `group.failover` refuses a group
+whose owner is not fenced.
 """
-from . import moves
-from .db import handler, ok, set_forgotten
+from . import moves, policy
+from .cluster import set_forgotten
+from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import find_group, _refresh
@@ -164,10 +165,8 @@ def _group_failover(state, cmd):
     if refused:
         return refused
     g["failover_wanted"] = False
-    period = g["failover"]["period_hours"] * 3600
-    recent = [t for t in g["failures"] if cmd["at"] - t < period]
-    g["failures"] = recent + [cmd["at"]]
-    past = len(recent) >= g["failover"]["threshold"]
+    past = policy.failovers_exhausted(g, cmd["at"])
+    g["failures"] = policy.recent_failovers(g, cmd["at"]) + [cmd["at"]]
     if cmd["reason"] == "not handed over":  # the source did not hand over; it is fenced
         moves.end_move(state, g, "failed", "the source did not hand over within its stop bound; it was fenced")
     if not past and cmd["reason"] == "resource failed":

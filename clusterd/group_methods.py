@@ -9,7 +9,7 @@ import uuid
 
 from . import agents, groups, placement
 from .errors import ClusterError
-from .rpc import require, rpc
+from .method import require, rpc
 
 RO, OP, ADMIN = "read-only", "pool-operator", "pool-admin"
 GROUP = ("group", "string")

@@ -5,7 +5,8 @@ state is what a client last commanded; its state is computed from its resources'
 which only the owner reports. Every transition of the computed state increments the group's
 state sequence number. Dependencies stay inside one group and form a DAG.
 """
-from .db import first, handler, ok
+from . import policy
+from .commands import first, handler, ok, pending
 from .errors import failure
 from .pause import node_record
 
@@ -111,6 +112,14 @@ def _settle_resource_op(state, op):
         op["status"], op["error"] = "cancelled", "superseded by a later command"
 
 
+def clear_failures(state, g):
+    """Every Failed resource of the group back to Offline, with no restart counted."""
+    for rid in g["resources"]:
+        r = state["resources"][rid]
+        if r["state"] == "Failed":
+            r["state"], r["restarts"] = "Offline", []
+
+
 def _new_operation(state, handle, group, target, resource=None):
     state["operations"][handle] = {"group": group["id"], "resource": resource, "target": target,
                                    "status": "pending", "error": None}
@@ -121,7 +130,7 @@ def _new_operation(state, handle, group, target, resource=None):
         if owner is not None and old in owner["pending"]:
             owner["pending"].remove(old)
     _refresh(state, group)
-    return ok({"status": "ERROR_IO_PENDING", "code": 0x3E5, "handle": handle})
+    return pending(handle)
 
 
 def wanted_resources(state, group):
@@ -356,10 +365,7 @@ def _command_state(state, cmd, target):
         g["owner"] = cmd["owner"]
     set_persistent_state(state, g, target)
     if target == "online" and g["state"] == "Failed":
-        for rid in g["resources"]:  # a client's online command clears the failure
-            r = state["resources"][rid]
-            if r["state"] == "Failed":
-                r["state"], r["restarts"] = "Offline", []
+        clear_failures(state, g)  # a client's online command clears the failure
     return _new_operation(state, cmd["handle"], g, target)
 
 
@@ -373,7 +379,7 @@ def _group_offline(state, cmd):
     return _command_state(state, cmd, "offline")
 
 
-# -- values from outside: bounded, finite, well formed (issue 11) --------------------------------
+# -- values from outside: bounded, finite, well formed ---------------------------------------------
 LIMITS = {"threshold": 10000, "period": 30 * 86400.0, "delay": 3600.0, "period_hours": 366 * 24.0,
           "monitor_interval": 3600.0}
 INTEGERS = ("threshold",)
@@ -645,11 +651,9 @@ def _resource_report(state, cmd):
     r["state"], r["pid"], r["locked"], r["detail"] = cmd["state"], cmd.get("pid"), bool(cmd.get("locked")), cmd.get("detail", "")
     r["pid_create_time"] = cmd.get("pid_create_time")  # with the pid: what a process fence may kill
     if cmd.get("restarted"):
-        period = r["restart"]["period"]
-        r["restarts"] = [t for t in r["restarts"] if cmd["at"] - t < period] + [cmd["at"]]
+        r["restarts"] = policy.recent_restarts(r, cmd["at"]) + [cmd["at"]]
     if cmd["state"] == "Failed" and r["restart"]["action"] == "restart_failover":
-        period = g["failover"]["period_hours"] * 3600
-        if len([t for t in g["failures"] if cmd["at"] - t < period]) < g["failover"]["threshold"]:
+        if not policy.failovers_exhausted(g, cmd["at"]):
             g["failover_wanted"] = True  # restarts exhausted here: the coordinator moves the group
     _refresh(state, g)
     for hook in REPORT_HOOKS:

@@ -9,10 +9,10 @@ its master is the Raft leader as this node sees it.
 import asyncio
 import uuid
 
-from . import db
+from .cluster import CLUSTER_STACK
 from .errors import ClusterError
 from .node import new_ids
-from .rpc import rpc
+from .method import rpc
 from .tasks import NULL_REF
 
 RO, OP, ADMIN = "read-only", "pool-operator", "pool-admin"
@@ -171,7 +171,7 @@ def _check_timeouts(token_timeout, coefficient):
 
 
 async def _create(call, hosts, stack, pool_auto_join, token_timeout, coefficient):
-    if stack != db.CLUSTER_STACK:
+    if stack != CLUSTER_STACK:
         raise ClusterError("INVALID_CLUSTER_STACK", stack)
     _check_timeouts(token_timeout, coefficient)
     ref = f"OpaqueRef:{uuid.uuid4()}"

@@ -10,7 +10,7 @@ import uuid
 
 from . import groups, moves, placement
 from .errors import ClusterError
-from .rpc import rpc
+from .method import rpc
 
 OP = "pool-operator"
 

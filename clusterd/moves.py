@@ -31,7 +31,7 @@ the move.
 """
 import math
 
-from .db import handler, ok
+from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
 from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, running, wanted_resources  # noqa: F401

@@ -6,18 +6,16 @@ cluster database the first time, and commit the membership view whenever it chan
 """
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
 import uuid
 
-import msgpack
 import psutil
 
 from raft import Replica, ReplicaError
 
-from . import auth, db, limits, pause, tasks
+from . import auth, cluster, db, limits, pause, tasks
 from .errors import ClusterError
 from .lease import RaftView
 
@@ -25,15 +23,6 @@ log = logging.getLogger("clusterd.node")
 
 WRITE_TIMEOUT = 5.0
 FENCED_CACHE = 0.01  # seconds the heartbeat thread may use a read of the fence records
-
-
-def _canonical(value):
-    """Plain data with every map's keys sorted, so that equal states pack to equal bytes."""
-    if isinstance(value, dict):
-        return [[k, _canonical(v)] for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
 
 
 async def wake_or_timeout(event, timeout):
@@ -66,7 +55,7 @@ class Node:
         self.replica = Replica(
             self_addr=cfg.raft, partners=partners, data_dir=cfg.data_dir, password=token,
             token_timeout=cfg.token_timeout, apply=db.apply, state=db.initial_state(),
-            on_applied=self._applied)
+            on_applied=self._applied, schema=db.SCHEMA_VERSION, upgrade=db.upgrade)
         self.loop = None
         self._membership_lock = None
         # wake-ups, so that a failover does not wait for polling intervals (set in attach):
@@ -152,8 +141,7 @@ class Node:
         def digest(state):
             index = self.replica.last_applied()
             if self._hash is None or self._hash["state_index"] != index:  # computed once per index
-                packed = msgpack.packb(_canonical(state), use_bin_type=True)
-                self._hash = {"state_hash": hashlib.sha256(packed).hexdigest()[:16], "state_index": index}
+                self._hash = {"state_hash": db.state_hash(state), "state_index": index}
             return self._hash
         return dict(self.replica.read(digest))
 
@@ -229,7 +217,7 @@ class Node:
         await self.write(
             "member.bootstrap", rid="bootstrap", members=members,
             network={"ref": net_ref, "uuid": net_uuid}, ref=ref, uuid=cuuid,
-            cluster_stack=db.CLUSTER_STACK, pool_auto_join=True,
+            cluster_stack=cluster.CLUSTER_STACK, pool_auto_join=True,
             token_timeout=self.cfg.token_timeout, token_timeout_coefficient=self.cfg.token_coefficient,
             cluster_config={"token_timeout": str(self.cfg.token_timeout),
                             "token_timeout_coefficient": str(self.cfg.token_coefficient)},

@@ -17,7 +17,7 @@ evacuation. By the page's rule a drain leaves InProgress as Completed only when,
 0x1 flag, the node hosts no group any more (with it: none but those policy keeps there);
 otherwise it ends Failed.
 """
-from .db import handler, ok
+from .commands import handler, ok
 from .errors import failure
 
 DRAIN_STATES = ("NotInitiated", "InProgress", "Completed", "Failed")

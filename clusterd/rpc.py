@@ -8,31 +8,17 @@ refusal is a ClusterError and changes nothing.
 import math
 from dataclasses import dataclass
 
-from . import auth
+from . import auth, domain_methods, group_methods, methods, move_methods
 from .errors import ClusterError
+from .method import Method, method_table
 
 MAX_STRING = 64 * 1024
 MIN_INT, MAX_INT = -2**63, 2**64 - 1
 MAX_MAP_ITEMS = 1024
 
 
-@dataclass
-class Method:
-    name: str
-    fn: object
-    role: str
-    params: tuple
-    session: bool
-
-
-METHODS = {}
-
-
-def rpc(name, *, role="read-only", params=(), session=True):
-    def deco(fn):
-        METHODS[name] = Method(name, fn, role, tuple(params), session)
-        return fn
-    return deco
+# every module with methods is named here, so that importing rpc alone serves every method
+METHODS: dict[str, Method] = method_table(domain_methods, group_methods, methods, move_methods)
 
 
 def _is_str(v):
@@ -91,12 +77,6 @@ def is_login(method_name):
     """A method that needs no session: one that makes one (session.login_with_password...)."""
     m = METHODS.get(method_name) if isinstance(method_name, str) else None
     return m is not None and not m.session
-
-
-def require(call, role, method, why):
-    """Refuse, as dispatch() does, a call whose arguments need more than the method's role."""
-    if auth.rank(call.session["role"]) < auth.rank(role):
-        raise ClusterError("RBAC_PERMISSION_DENIED", method, role, message=f"{why}: {role} only")
 
 
 async def dispatch(node, method_name, args, session_ref=None, rid=None, exit_request=None):

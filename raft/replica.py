@@ -55,13 +55,33 @@ def unpack(raw):
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
+def snapshot(state, schema):
+    """A snapshot's bytes: the state with the version of its shape."""
+    return pack({"schema": schema, "state": state})
+
+
+def load_snapshot(data, upgrade):
+    """The state of a snapshot, through upgrade(state, schema); a snapshot from before the
+    version was kept is the bare state, schema 0."""
+    loaded = unpack(data)
+    if isinstance(loaded, dict) and loaded.keys() == {"schema", "state"}:
+        return upgrade(loaded["state"], loaded["schema"])
+    return upgrade(loaded, 0)
+
+
+def _as_is(state, _schema):
+    return state
+
+
 class _Database(SyncObjConsumer):
     """The replicated part. Everything set before super().__init__() stays out of snapshots."""
 
-    def __init__(self, apply, state, on_applied):
+    def __init__(self, apply, state, on_applied, schema, upgrade):
         self.lock = threading.RLock()
         self._apply = apply
         self._on_applied = on_applied
+        self._schema = schema
+        self._upgrade = upgrade
         self.state = state
         super().__init__()
 
@@ -91,11 +111,12 @@ class _Database(SyncObjConsumer):
 
     def _serialize(self):
         with self.lock:
-            return pack(self.state)
+            return snapshot(self.state, self._schema)
 
     def _deserialize(self, data):
+        state = load_snapshot(data, self._upgrade)  # a snapshot it cannot read raises before any change
         with self.lock:
-            self.state = unpack(data)
+            self.state = state
 
 
 def raft_conf(token_timeout, data_dir, password, bind_address):
@@ -124,14 +145,16 @@ def raft_conf(token_timeout, data_dir, password, bind_address):
 
 class Replica:
     def __init__(self, *, self_addr, partners, data_dir, password, token_timeout, apply, state,
-                 on_applied=None):
+                 on_applied=None, schema=0, upgrade=_as_is):
+        """`schema`: the version of the state's shape, kept in every snapshot; `upgrade(state,
+        schema)` turns a loaded snapshot's state into the current shape (or raises)."""
         if not password:
             raise ValueError("a cluster token is required: the Raft channel is never unencrypted")
         durability.install()
         rules.install()
         os.makedirs(data_dir, exist_ok=True)
         self.token_timeout = float(token_timeout)
-        self._db = _Database(apply, state, on_applied)
+        self._db = _Database(apply, state, on_applied, schema, upgrade)
         self._obj = SyncObj(self_addr, list(partners),
                             raft_conf(token_timeout, data_dir, password, self_addr),
                             consumers=[self._db])

@@ -10,7 +10,7 @@ import psutil
 import pytest
 from xprocess import ProcessStarter
 
-from clusterctl.launcher import LocalCluster
+from clusterctl.lab.launcher import LocalCluster
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 
@@ -104,6 +104,18 @@ def gone(pid):
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+# Modules without real processes, sockets or namespaces; every other test is marked `cluster`,
+# so that `pytest -m "not cluster"` runs the fast part alone.
+NOT_CLUSTER = ("test_core", "test_scenarios", "test_apidoc", "test_raft_journal")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = item.module.__name__
+        if not (name.endswith("_core") or name in NOT_CLUSTER):
+            item.add_marker(pytest.mark.cluster)
 
 
 @contextlib.contextmanager

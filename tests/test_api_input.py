@@ -17,7 +17,7 @@ import uuid
 import msgpack
 import pytest
 
-from clusterd import methods, rpc, wire  # noqa: F401  (methods fills rpc.METHODS)
+from clusterd import rpc, wire
 from clusterd.client import Client
 from conftest import running_cluster, wait_for
 

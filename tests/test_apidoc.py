@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from clusterd import agents, apidoc, rpc
+from clusterd import agents, apidoc, method, rpc
 from clusterd.errors import CODES
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "api.md")
@@ -56,7 +56,7 @@ def test_a_method_without_documentation_fails_the_rendering(monkeypatch):
     """The check can fail: a method registered without a line in apidoc.DOCS is an error."""
     async def nothing(call):
         return ""
-    monkeypatch.setitem(rpc.METHODS, "Group.frobnicate", rpc.Method("Group.frobnicate", nothing, "read-only", (), True))
+    monkeypatch.setitem(rpc.METHODS, "Group.frobnicate", method.Method("Group.frobnicate", nothing, "read-only", (), True))
     with pytest.raises(KeyError, match="Group.frobnicate"):
         apidoc.render_methods()
 

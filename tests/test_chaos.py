@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from clusterctl import netns
+from clusterctl.lab import netns
 from clusterctl.cli import cli
 
 CAPS = netns.capabilities()

@@ -2,9 +2,9 @@
 import json
 import os
 
-from clusterctl.chaos import checkers, history, linear
-from clusterctl.chaos.scenarios import SCENARIOS
-from clusterctl.chaos.schedule import generate
+from clusterctl.lab.chaos import checkers, history, linear
+from clusterctl.lab.chaos.scenarios import SCENARIOS
+from clusterctl.lab.chaos.schedule import generate
 
 INF = float("inf")
 NODES = ["node1", "node2", "node3"]
@@ -281,7 +281,7 @@ class Recorded(list):
 
 
 def cuts(fault, params, leader=None):
-    from clusterctl.chaos.nemesis import Nemesis
+    from clusterctl.lab.chaos.nemesis import Nemesis
     n = Nemesis(FakeCluster(), history=None)
     if leader:
         n.latest = {x: {"reachable": True, "leader": leader} for x in n.names}
@@ -310,7 +310,7 @@ def test_isolating_the_leader_cuts_it_both_ways_and_one_way_cuts_one_way():
 def resource_nemesis(tmp_path, owner="node2"):
     import time
 
-    from clusterctl.chaos.nemesis import Nemesis
+    from clusterctl.lab.chaos.nemesis import Nemesis
     witness = tmp_path / "w.jsonl"
     now = time.monotonic()
     witness.write_text("".join(json.dumps(x) + "\n" for x in life(owner, 7, now - 3, now, exit=False)))
@@ -353,7 +353,7 @@ def test_a_group_that_runs_nowhere_is_skipped_not_guessed(tmp_path):
 
 
 def test_mixed_draws_every_fault_kind_and_a_long_pause_lasts_several_fence_delays():
-    from clusterctl.chaos.schedule import fence_delay
+    from clusterctl.lab.chaos.schedule import fence_delay
     mixed = SCENARIOS["mixed"]
     steps = [s for seed in range(1, 30) for s in generate(mixed, seed, 600)]
     assert {s["fault"] for s in steps} == set(mixed.faults)
@@ -382,7 +382,7 @@ def test_a_refused_retry_after_write_unknown_is_still_unknown():
 def test_the_report_escapes_what_it_shows_and_draws_every_row(tmp_path):
     import xml.etree.ElementTree as ET
 
-    from clusterctl.chaos import report
+    from clusterctl.lab.chaos import report
     evil = "<script>alert(1)</script>"
     results = {"scenario": evil, "seed": 1, "nodes": 3, "duration": 30, "wall_seconds": 40, "valid": False,
                "verdicts": {"quorum_truth": {"valid": False, "violations": [{"node": evil}]}},

@@ -1,4 +1,4 @@
-"""The self-witnessing test resource (tools/clusterctl/chaos/testres.py), run as a real process:
+"""The self-witnessing test resource (tools/clusterctl/lab/chaos/testres.py), run as a real process:
 its witness lines, and each fault the control file can give it."""
 import json
 import os
@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from clusterctl.chaos import checkers
-from clusterctl.chaos.testcluster import TESTRES
-from clusterctl.checkers import read_witness
-from clusterctl.launcher import free_ports
+from clusterctl.lab.chaos import checkers
+from clusterctl.lab.chaos.testcluster import TESTRES
+from clusterctl.lab.witness import read_witness
+from clusterctl.lab.launcher import free_ports
 
 DEADLINE = 20.0  # generous: the machine is shared
 

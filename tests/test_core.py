@@ -4,7 +4,7 @@ import copy
 import msgpack
 import pytest
 
-from clusterd import db, failover, quorum  # noqa: F401  (failover registers member.remove)
+from clusterd import cluster, db, quorum
 from clusterd.errors import CODES
 
 from builders import AT, NAMES, booted, bootstrap_cmd, ch_ids, create_cmd, member
@@ -38,7 +38,7 @@ def test_bootstrap_records_members_network_and_cluster():
     assert s["network"] == {"ref": "OpaqueRef:net", "uuid": "uuid-net"}
     c = s["cluster"]
     assert c["ref"] == CREF and c["uuid"] == "uuid-cluster" and c["network"] == "OpaqueRef:net"
-    assert c["cluster_stack"] == "corosync" and c["cluster_stack_version"] == db.CLUSTER_STACK_VERSION
+    assert c["cluster_stack"] == "corosync" and c["cluster_stack_version"] == cluster.CLUSTER_STACK_VERSION
     assert c["token_timeout"] == 1.0 and c["token_timeout_coefficient"] == 0.65
     assert "cluster_token" not in c and c["pool_auto_join"] is True  # the token is never replicated
     assert c["other_config"] == {} and c["pending_forget"] == []

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from clusterd import domains, events, moves, pause, placement  # noqa: F401  (they register their handlers)
+from clusterd import db, domains, events, placement
 
 from builders import booted, ok, run
 from builders import refused_before_submit as refused
@@ -291,7 +291,6 @@ def test_a_failed_switchover_move_undoes():
 
 def test_failover_to_a_backup_rotates_the_roles():
     s = world(online=True)
-    from clusterd import failover  # noqa: F401
     ok(s, "membership.view", live=["node2", "node3", "node4"], by="node2")
     ok(s, "fence.request", node="node1", agent="watchdog")
     ok(s, "fence.result", node="node1", fenced=True, detail="")
@@ -302,14 +301,13 @@ def test_failover_to_a_backup_rotates_the_roles():
 
 
 def test_queue_is_bounded():
-    s = {}
+    s = db.initial_state()
     for i in range(events.QUEUES_KEEP + 5):
         events.post(s, "q", f"k{i}", {"ok": True})
     assert events.read(s, "q", "k0") is None and events.read(s, "q", f"k{events.QUEUES_KEEP + 4}")["ok"]
 
 
 def test_failover_with_an_exit_program_runs_it_first_with_action_failover_9():
-    from clusterd import failover  # noqa: F401
     s = world(online=True)
     ok(s, "membership.view", live=["node2", "node3", "node4"], by="node2")
     ok(s, "fence.request", node="node1", agent="watchdog")

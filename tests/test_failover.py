@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from clusterctl import netns
-from clusterctl.checkers import double_online, read_witness
-from clusterctl.launcher import free_ports
+from clusterctl.lab import netns
+from clusterctl.lab.witness import double_online, read_witness
+from clusterctl.lab.launcher import free_ports
 
 from conftest import answers, gone, running_cluster, wait_for
 

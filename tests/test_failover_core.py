@@ -1,11 +1,11 @@
 """Failover through the functional core: fence records and group.failover on plain state.
 
-A group leaves a lost node only after a committed fence of that node (DESIGN.md invariant 4),
+A group leaves a lost node only after a committed fence of that node (docs/architecture.md, invariant 4),
 and a fence speaks only for the absence it was made for.
 """
 import pytest
 
-from clusterd import failover, moves, pause, placement  # noqa: F401  (they register their handlers)
+from clusterd import failover, placement
 
 from builders import AT, booted
 from test_groups_core import code, create_group, create_resource, ok, refused, report, run

@@ -130,7 +130,7 @@ def test_the_process_fence_stops_what_the_lost_nodes_agents_recorded(tmp_path):
     """A resource whose pid never reached the database (started just before its node was cut
     off) is still found: by the record its agent keeps in the node's data dir."""
     from clusterd import agents
-    from clusterctl.checkers import read_witness
+    from clusterctl.lab.witness import read_witness
     witness = str(tmp_path / "witness.jsonl")
     resource = {"id": "r1", "name": "sleeper", "type": "process",
                 "properties": {"args": [sys.executable, "-c", "import time; time.sleep(600)"], "witness": witness}}

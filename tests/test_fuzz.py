@@ -1,5 +1,5 @@
 """The fuzzer against a real 3-node cluster, bounded for CI: a few thousand hostile inputs at
-the three doors (tools/clusterctl/fuzz.py; `tools/bench fuzz` runs 100,000). No daemon dies
+the three doors (tools/clusterctl/lab/fuzz.py; `tools/bench fuzz` runs 100,000). No daemon dies
 or stops answering, no refused input changes the state, every input gets a clear error."""
 import math
 import time
@@ -8,7 +8,7 @@ import xmlrpc.client
 
 import pytest
 
-from clusterctl import fuzz
+from clusterctl.lab import fuzz
 from clusterd.errors import ClusterError
 
 INPUTS = 2000

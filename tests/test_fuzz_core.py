@@ -1,13 +1,13 @@
 """The decoders and validators at clusterd's doors, under the fuzzer's hostile inputs: pure
-property tests, no processes. The inputs come from tools/clusterctl/fuzz.py, as in
+property tests, no processes. The inputs come from tools/clusterctl/lab/fuzz.py, as in
 `tools/bench fuzz` and tests/test_fuzz.py."""
 import xmlrpc.client
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from clusterctl import fuzz
-from clusterd import domains, membership, rpc, xapi  # noqa: F401  (domains registers its handlers)
+from clusterctl.lab import fuzz
+from clusterd import membership, rpc, xapi
 from clusterd.agents import props
 from clusterd.config import ConfigError, check_address
 from clusterd.errors import ClusterError

@@ -7,7 +7,7 @@ import uuid
 import psutil
 import pytest
 
-from clusterctl.launcher import free_ports
+from clusterctl.lab.launcher import free_ports
 from clusterd.errors import ClusterError
 
 from conftest import answers, gone, running_cluster, wait_for

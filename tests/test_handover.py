@@ -1,4 +1,4 @@
-"""A group leaves a live owner only by hand-over (issue 11, "the leader: a pure decision"):
+"""A group leaves a live owner only by hand-over (the leader's pure decision):
 real daemons, real resource processes that write their own records.
 
 Before: a resource that failed past its restart policy made the leader commit group.failover,

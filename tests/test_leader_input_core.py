@@ -1,5 +1,5 @@
 """Bad values of the failover and restart policies are refused at the boundary with INVALID_VALUE
-and change nothing (issue 11: NaN, infinities, negative or absurd durations, empty or malformed
+and change nothing (NaN, infinities, negative or absurd durations, empty or malformed
 windows); before this, `failback_window: []` passed and then raised inside failback_moves, and a
 restart delay of inf, 1e300 or NaN, or a NaN period_hours, were stored."""
 import math

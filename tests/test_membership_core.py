@@ -292,7 +292,7 @@ def test_effective_token_and_lease_length_track_the_member_count():
 def test_heartbeats_go_on_while_the_event_loop_is_busy():
     """The heartbeat thread beats whatever the daemon's event loop does: a loop blocked for
     three tokens does not make its node look dead to a peer."""
-    from clusterctl.launcher import free_ports
+    from clusterctl.lab.launcher import free_ports
     a_port, b_port = free_ports(0, 2)
     members = {"a": {"heartbeat": f"127.0.0.1:{a_port}"}, "b": {"heartbeat": f"127.0.0.1:{b_port}"}}
     a = membership.start(f"127.0.0.1:{a_port}", name="a", token=TOKEN, token_timeout=0.4, coefficient=0.0,

@@ -11,7 +11,7 @@ import sys
 import psutil
 import pytest
 
-from clusterctl.checkers import double_online, read_witness
+from clusterctl.lab.witness import double_online, read_witness
 from clusterd.errors import ClusterError
 
 from conftest import running_cluster, wait_for

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from clusterd import groups, moves  # noqa: F401  (registers the handlers)
+from clusterd import groups, moves
 
 from builders import AT
 from test_groups_core import group, ok, refused, report, res, run, web_online, world

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from clusterctl import netns
+from clusterctl.lab import netns
 from clusterd.errors import ClusterError
 
 from conftest import running_cluster, wait_for

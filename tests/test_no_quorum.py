@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from clusterctl.checkers import read_witness
+from clusterctl.lab.witness import read_witness
 
 from conftest import gone, running_cluster, wait_for
 

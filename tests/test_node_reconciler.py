@@ -1,4 +1,4 @@
-"""The node as a reconciler (issue 11), with real daemons and real resource processes.
+"""The node as a reconciler, with real daemons and real resource processes.
 
 Losing quorum or the lease preempts whatever is in flight (a start waiting for its health
 check, a restart delay, a long monitor, the rest of a group's start) and stops everything; a
@@ -15,8 +15,8 @@ import uuid
 import psutil
 import pytest
 
-from clusterctl.checkers import read_witness
-from clusterctl.launcher import free_ports
+from clusterctl.lab.witness import read_witness
+from clusterctl.lab.launcher import free_ports
 from clusterd import timing
 
 from conftest import gone, running_cluster, wait_for

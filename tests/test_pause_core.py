@@ -2,7 +2,7 @@
 paused nodes and recovery domains. No sockets, no processes."""
 import pytest
 
-from clusterd import domains, moves, pause, placement  # noqa: F401  (they register their handlers)
+from clusterd import domains, pause, placement
 
 from builders import booted, ok
 from builders import refused_before_submit as refused

@@ -1,4 +1,4 @@
-"""The Raft journal and dump survive a kill -9 at every step of a compaction (issue 12)."""
+"""The Raft journal and dump survive a kill -9 at every step of a compaction."""
 import json
 import os
 import re
@@ -57,7 +57,7 @@ def synced_renames(trace):
 def test_dump_is_durable_before_compaction_drops_entries(tmp_path):
     if not shutil.which("strace"):
         pytest.skip("strace is not installed")
-    from clusterctl.launcher import free_ports
+    from clusterctl.lab.launcher import free_ports
     (port,) = free_ports(1, 0)
     data = tmp_path / "data"
     out = subprocess.run(["strace", "-f", "-y", "-qq", "-o", str(tmp_path / "trace"),
@@ -85,7 +85,7 @@ def test_entries_after_a_newer_dump_survive_a_restart(tmp_path):
     """Killed after the dump is durable, before the journal is compacted: the journal still
     starts before the dump. Entries after the dump's (here added as a follower would have
     acknowledged them) must survive the restart; pysyncobj cleared the journal then."""
-    from clusterctl.launcher import free_ports
+    from clusterctl.lab.launcher import free_ports
     (port,) = free_ports(1, 0)
     data = tmp_path / "data"
     rc, out = run_child("replica", data, port, 30, "journal.write")
@@ -106,7 +106,7 @@ COMPACTION_STEPS = ["dump.fsync", "dump.rename", "dump.dirsync",
 
 @pytest.mark.parametrize("step", COMPACTION_STEPS)
 def test_a_replica_killed_at_a_step_of_its_compaction_keeps_every_acknowledged_command(tmp_path, step):
-    from clusterctl.launcher import free_ports
+    from clusterctl.lab.launcher import free_ports
     (port,) = free_ports(1, 0)
     data = tmp_path / "data"
     rc, out = run_child("replica", data, port, 40, step)

@@ -1,4 +1,4 @@
-"""The Raft port against hostile peers that hold no password (issue 12, floods and exhaustion):
+"""The Raft port against hostile peers that hold no password (floods and exhaustion):
 frames before authentication are capped low, and running out of descriptors does not take the
 Raft listener away for good. Real daemons on 127.0.0.1."""
 import socket

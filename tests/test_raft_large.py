@@ -1,12 +1,12 @@
 """Entries of every size around pysyncobj's chunking boundaries (multiples of 64 KiB) replicate
-to every node; a command too large for one entry is refused with a clear error (issue 12).
+to every node; a command too large for one entry is refused with a clear error.
 Three Replicas in this process, on 127.0.0.1."""
 import asyncio
 import time
 
 import pytest
 
-from clusterctl.launcher import free_ports
+from clusterctl.lab.launcher import free_ports
 from raft import Replica, ReplicaError
 from raft.replica import MAX_ENTRY_BYTES
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from clusterctl import netns
+from clusterctl.lab import netns
 
 from conftest import running_cluster, wait_for
 

@@ -1,6 +1,6 @@
 """Raft rules checked on one pysyncobj follower in this process: its messages go to a recording
 transport and AppendEntries are handed to it directly, duplicated and reordered as a network
-and a retrying leader can deliver them (issue 12, Raft §5.3)."""
+and a retrying leader can deliver them (Raft §5.3)."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysyncobj import SyncObj, SyncObjConf

@@ -25,7 +25,7 @@ import tomllib
 
 import pytest
 
-from clusterd import db, decide, failover, moves, pause, placement  # noqa: F401  (handlers)
+from clusterd import db, decide
 
 from builders import AT, NAMES, booted
 

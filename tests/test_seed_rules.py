@@ -43,7 +43,7 @@ def group_on(c, name, properties, owners):
 def test_group_move_to_a_paused_node_is_refused_with_no_change(cluster):
     """MoveClusterGroupEx: "MoveClusterGroupEx returns a nonzero error code if the move command was
     rejected immediately with no changes to group state. For instance, this would happen if
-    hDestinationNode is not Up at the time of the move request." (README: Up is live and not
+    hDestinationNode is not Up at the time of the move request." (docs/groups.md: Up is live and not
     paused; ApiPauseNodeEx suspends group ownership on a paused node.)"""
     with cluster.client("node1") as c:
         c.Group.create("pm")

@@ -2,7 +2,7 @@
 plain state). Each docstring quotes the rule it checks."""
 import pytest
 
-from clusterd import domains, events, failover, groups, moves, pause, placement  # noqa: F401  (they register their handlers)
+from clusterd import domains, events, groups, moves, pause
 from clusterd.errors import CODES
 
 from builders import booted, member, ok, run
@@ -104,7 +104,7 @@ def lost_owner(s, owner="node3", gid="g-web"):
 
 def test_a_failover_to_a_paused_node_is_refused_with_no_change():
     """ApiPauseNodeEx: a paused node has its "group ownership and failover activity" suspended;
-    issue 17: refuse a paused destination "for every path that places a group: move, failover"."""
+    so a paused destination is refused on every path that places a group: move and failover."""
     s = groups_world()
     ok(s, "membership.view", live=["node1", "node2", "node3"], by="node1")
     ok(s, "group.online", group="g-web", handle="h-on", owner="node3")
@@ -139,7 +139,7 @@ def test_a_domain_failover_to_a_paused_backup_is_refused_with_no_change():
 
 def test_a_switchover_whose_active_backups_are_all_paused_is_refused_with_node_paused():
     """MoveClusterGroupEx: a destination that is not Up is refused at once with no change; a
-    switchover's destination is the first active backup that is not paused (README: Up is live
+    switchover's destination is the first active backup that is not paused (docs/groups.md: Up is live
     and not paused). With node3 paused too nothing is Up: the refusal says why."""
     s = domain_world()
     ok(s, "node.pause", node="node2", drain=False, flags=0)
@@ -166,7 +166,7 @@ def test_a_switchover_whose_target_is_paused_before_its_move_fails_and_undoes():
 
 
 def test_a_domain_start_whose_target_was_paused_meanwhile_goes_to_the_next_up_node():
-    """Domain.start brings the group online "on the first Up node of the order" (README); Up is
+    """Domain.start brings the group online "on the first Up node of the order" (docs/groups.md); Up is
     live and not paused, and a paused node's group ownership is suspended (ApiPauseNodeEx). The
     target is chosen when the request is made; a pause while the exit programs run must not
     place the group on the paused node."""

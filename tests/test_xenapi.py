@@ -13,7 +13,7 @@ import xmlrpc.client
 import pytest
 import XenAPI
 
-from clusterctl.launcher import LocalCluster
+from clusterctl.lab.launcher import LocalCluster
 from clusterd import config, xapi
 from clusterd.methods import API_VERSION
 from conftest import running_cluster, wait_for

@@ -13,9 +13,9 @@ from clusterd import config
 from clusterd.client import Client
 from clusterd.errors import ClusterError
 
-from . import domains_cli, groups_cli, netns
-from .chaos import cli as chaos_cli
-from .launcher import LauncherError, LocalCluster
+from . import chaos_cli, domains_cli, groups_cli
+from .lab import netns
+from .lab.launcher import LauncherError, LocalCluster
 
 console = Console()
 SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "STOP": signal.SIGSTOP, "CONT": signal.SIGCONT}

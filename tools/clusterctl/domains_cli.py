@@ -7,7 +7,7 @@ from rich.table import Table
 
 from clusterd.errors import ClusterError
 
-from .launcher import LauncherError, LocalCluster
+from .lab.launcher import LauncherError, LocalCluster
 
 DEFAULT_QUEUE = "clusterctl"
 

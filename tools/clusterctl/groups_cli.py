@@ -7,7 +7,7 @@ from rich.table import Table
 from clusterd import moves
 from clusterd.errors import ClusterError
 
-from .launcher import LauncherError, LocalCluster
+from .lab.launcher import LauncherError, LocalCluster
 
 
 def register(cli, common):

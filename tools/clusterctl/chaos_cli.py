@@ -8,10 +8,10 @@ import click
 
 from clusterd.errors import ClusterError
 
-from ..launcher import LauncherError
-from ..netns import NetnsError
-from .scenarios import SCENARIOS
-from .testcluster import SetupError
+from .lab.chaos.scenarios import SCENARIOS
+from .lab.chaos.testcluster import SetupError
+from .lab.launcher import LauncherError
+from .lab.netns import NetnsError
 
 # a run that could not be set up (or its cluster not reached): a clear message, exit status 2
 SETUP_ERRORS = (LauncherError, NetnsError, ClusterError, SetupError, OSError)
@@ -67,7 +67,7 @@ def register(cli, fail):
     @chaos.command("list")
     def chaos_list():
         """The scenarios, and whether they need root."""
-        from .runner import missing_capability
+        from .lab.chaos.runner import missing_capability
         for s in SCENARIOS.values():
             why = missing_capability(s)
             need = "root+nft" if s.needs_root else "any user"
@@ -85,8 +85,8 @@ def register(cli, fail):
                   help="dir for results.json, timeline.svg, index.html, history.jsonl, witness.jsonl")
     def chaos_run(name, seed, duration, nodes, tolerance, fence, report_dir):
         """Run one scenario; exit 1 when a checker fails."""
-        from .runner import ChaosError, run
-        from .schedule import ScheduleError
+        from .lab.chaos.runner import ChaosError, run
+        from .lab.chaos.schedule import ScheduleError
         scenario = _scenario(name)
         _interrupt_on_sigterm()
         try:
@@ -115,8 +115,8 @@ def register(cli, fail):
         """Run a scenario once per seed; print a summary table; exit 1 when any run fails."""
         from rich.console import Console
         from rich.table import Table
-        from .runner import ChaosError, run
-        from .schedule import ScheduleError
+        from .lab.chaos.runner import ChaosError, run
+        from .lab.chaos.schedule import ScheduleError
         scenario, seeds = _scenario(name), _seeds(seed_text)
         _interrupt_on_sigterm()
         rows = []
@@ -154,7 +154,7 @@ def register(cli, fail):
     def demo_quorum(plain):
         """5 nodes (netns, root): partition 3|2, the majority keeps quorum and its groups, the
         minority loses both; heal and rejoin. Under 2 minutes; leaves nothing behind."""
-        from .demo import DemoError, run_demo
+        from .lab.chaos.demo import DemoError, run_demo
         _interrupt_on_sigterm()
         try:
             ok = run_demo(plain=plain)

@@ -3,7 +3,7 @@ import time
 
 from rich.table import Table
 
-from .bench import arg, console, goal, subcommand, temp_cluster, vars_of
+from .common import arg, console, goal, subcommand, temp_cluster, vars_of
 
 
 @subcommand("fuzz", "N hostile inputs (msgpack frames, XML-RPC bodies, heartbeat datagrams) at 3 nodes",
@@ -11,7 +11,7 @@ from .bench import arg, console, goal, subcommand, temp_cluster, vars_of
             arg("--seed", type=int, default=None, help="hypothesis seed (default: a random one)"),
             arg("--limit", type=float, default=3600.0, help="seconds after which no more inputs are sent"))
 def bench_fuzz(args):
-    from . import fuzz  # hypothesis is a test dependency: only this benchmark needs it
+    from .. import fuzz  # hypothesis is a test dependency: only this benchmark needs it
     with temp_cluster(3) as cluster:
         campaign = fuzz.Campaign(cluster, deadline=time.monotonic() + args.limit)
         r = campaign.run(fuzz.split(args.inputs), seed=args.seed).summary()

@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import netns
-from ..checkers import double_online, read_witness
 from ..launcher import LauncherError, LocalCluster
+from ..witness import double_online, read_witness
 from .nemesis import Nemesis
 from .testcluster import make_groups, remove
 from .history import History
@@ -156,7 +156,7 @@ def run_demo(plain=False, console=None):
         hist = History(f"{demo.cluster.dir}/demo-history.jsonl")
         nemesis = Nemesis(demo.cluster, hist)
         # a 10 s stop timeout: the watchdog fence waits effective token + 10 s + 1 s, which covers
-        # how late a loaded minority notices and stops (a 3 s one did not always, see README)
+        # how late a loaded minority notices and stops (with a 3 s one it sometimes did not)
         make_groups(demo.cluster, demo.witness, count=NODES, stop_timeout=10)
         if demo.plain:
             safe = asyncio.run(demo.main(nemesis))

@@ -5,10 +5,10 @@ import time
 
 from rich.table import Table
 
-from .bench import arg, close_all, console, fmt, goal, logged_in, names_of, run_async, subcommand, temp_cluster, vars_of
-from .bench_groups import _pipelined
+from .common import arg, close_all, console, fmt, goal, logged_in, names_of, run_async, subcommand, temp_cluster, vars_of
+from .groups import pipelined
 
-GOAL_1000 = 10.0  # seconds to drain 1,000 groups (issue 5)
+GOAL_1000 = 10.0  # seconds to drain 1,000 groups
 
 
 async def _until(pred, limit, interval=0.05):
@@ -28,7 +28,7 @@ async def _one_size(clients, node, size, prefix, concurrency, limit):
                  lambda i, n: cs[i % len(cs)].Resource.create(n, f"{n}-r", "dummy", {}),
                  lambda i, n: cs[i % len(cs)].Group.set_preferred_owners(n, [node]),
                  lambda i, n: cs[i % len(cs)].Group.online(n)):
-        _, errors = await _pipelined([lambda i=i, n=n, step=step: step(i, n) for i, n in enumerate(names)], concurrency)
+        _, errors = await pipelined([lambda i=i, n=n, step=step: step(i, n) for i, n in enumerate(names)], concurrency)
         if errors:
             raise RuntimeError(f"setting up {size} groups: {errors[0]}")
     c = clients[node]

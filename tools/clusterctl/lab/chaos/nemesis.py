@@ -15,7 +15,7 @@ import signal
 import time
 
 from .. import netns
-from ..checkers import read_witness
+from ..witness import read_witness
 from . import checkers
 from .scenarios import RESOURCE_FAULTS
 from .testcluster import control_path

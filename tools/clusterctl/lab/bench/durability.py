@@ -16,7 +16,7 @@ from rich.table import Table
 
 from clusterd.errors import ClusterError
 
-from .bench import (arg, async_client, console, names_of, run_async, subcommand, sync_client, temp_cluster,
+from .common import (arg, async_client, console, names_of, run_async, subcommand, sync_client, temp_cluster,
                     vars_of, wait_all_live, goal)
 
 

@@ -18,10 +18,10 @@ from rich.table import Table
 
 from clusterd.quorum import effective_token
 
-from .bench import (COEF, TOKEN, arg, console, fmt, goal, names_of, run_async, subcommand, summary,
+from .common import (COEF, TOKEN, arg, console, fmt, goal, names_of, run_async, subcommand, summary,
                     sync_client, temp_cluster, vars_of, wait_all_live)
-from . import netns
-from .launcher import free_ports
+from .. import netns
+from ..launcher import free_ports
 
 
 def _answers(port, host="127.0.0.1"):

@@ -9,8 +9,8 @@ import tempfile
 import time
 
 from .. import netns
-from ..checkers import read_witness
 from ..launcher import LocalCluster
+from ..witness import read_witness
 from . import checkers, history, report, schedule
 from .nemesis import Nemesis
 from .sampler import Sampler
@@ -44,7 +44,7 @@ def run(scenario, seed, duration, report_dir, nodes=None, tolerance=3.0, say=pri
 
     fence "process" (the local launcher's): the leader kills a lost node's daemon and resources.
     fence "watchdog": it waits the fence delay, and the lost node must stop its resources itself,
-    also when its daemon was killed, paused or hung (the node's own watchdog: issue 11)."""
+    also when its daemon was killed, paused or hung (the node's own watchdog, the keeper)."""
     n = nodes or scenario.nodes
     steps = schedule.generate(scenario, seed, duration, n, GROUPS)
     why = missing_capability(scenario)

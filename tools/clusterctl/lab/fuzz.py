@@ -36,7 +36,7 @@ import psutil
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from hypothesis import seed as hypothesis_seed
 
-from clusterd import apidoc, limits, membership, rpc, wire  # noqa: F401  (apidoc imports every method module)
+from clusterd import limits, membership, rpc, wire
 from clusterd.errors import CODES
 
 ANSWER_TIMEOUT = 10.0  # s: an input not answered in this time counts as unanswered

@@ -11,7 +11,7 @@ import time
 
 from rich.table import Table
 
-from .bench import arg, close_all, console, fmt, logged_in, names_of, run_async, subcommand, summary, temp_cluster, vars_of
+from .common import arg, close_all, console, fmt, logged_in, names_of, run_async, subcommand, summary, temp_cluster, vars_of
 
 
 async def _make(c, name, owner):

@@ -7,5 +7,7 @@ work on it, a JSONL history of everything, pure checkers over it, and a report.
     linear.py     CAS-register linearizability (Wing & Gong)   checkers.py   the other checkers
     verdicts.py   every checker run over one run's records     testcluster.py  the run's cluster: groups, fence, final state
     report.py     results.json, timeline.svg, index.html       runner.py     one run, end to end
-    demo.py       `clusterctl demo quorum`                     cli.py        `clusterctl chaos ...`
+    demo.py       `clusterctl demo quorum`                     testres.py    the self-witnessing test resource
+
+`clusterctl chaos ...` is its command line (clusterctl/chaos_cli.py).
 """

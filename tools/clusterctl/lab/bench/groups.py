@@ -5,10 +5,10 @@ import time
 import psutil
 from rich.table import Table
 
-from .bench import arg, console, goal, logged_in, close_all, names_of, run_async, subcommand, temp_cluster, vars_of
+from .common import arg, console, goal, logged_in, close_all, names_of, run_async, subcommand, temp_cluster, vars_of
 
 
-async def _pipelined(calls, concurrency):
+async def pipelined(calls, concurrency):
     """Run the coroutine factories in `calls` with at most `concurrency` in flight; count errors."""
     sem = asyncio.Semaphore(concurrency)
     errors = []
@@ -29,14 +29,14 @@ async def _run(cluster, n_groups, concurrency, limit):
     cs = list(clients.values())
     try:
         t0 = time.monotonic()
-        _, errors = await _pipelined(
+        _, errors = await pipelined(
             [lambda i=i: cs[i % len(cs)].Group.create(f"g{i:05d}") for i in range(n_groups)], concurrency)
-        _, errors2 = await _pipelined(
+        _, errors2 = await pipelined(
             [lambda i=i: cs[i % len(cs)].Resource.create(f"g{i:05d}", f"r{i:05d}", "dummy", {})
              for i in range(n_groups)], concurrency)
         created = time.monotonic() - t0
         t1 = time.monotonic()
-        _, errors3 = await _pipelined(
+        _, errors3 = await pipelined(
             [lambda i=i: cs[i % len(cs)].Group.online(f"g{i:05d}") for i in range(n_groups)], concurrency)
         accepted = time.monotonic() - t1
         online, deadline = 0, time.monotonic() + limit
