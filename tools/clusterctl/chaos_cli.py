@@ -52,6 +52,13 @@ tolerance_option = click.option("--tolerance", type=click.FloatRange(0, 60), def
                                 help="seconds beyond the effective token for a minority to report not quorate")
 
 
+def run_options(command):
+    """The options a chaos run and a batch share: duration, cluster size, tolerance, fence."""
+    for option in (fence_option, tolerance_option, nodes_option, duration_option):
+        command = option(command)
+    return command
+
+
 def _interrupt_on_sigterm():
     """SIGTERM unwinds like Ctrl-C, so that every fault is healed and the cluster removed."""
     def handler(signum, frame):
@@ -77,10 +84,7 @@ def register(cli, fail):
     @chaos.command("run")
     @click.option("--scenario", "name", required=True, help="a name from `clusterctl chaos list`")
     @click.option("--seed", type=click.IntRange(0, 2**63 - 1), required=True)
-    @duration_option
-    @nodes_option
-    @tolerance_option
-    @fence_option
+    @run_options
     @click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False),
                   help="dir for results.json, timeline.svg, index.html, history.jsonl, witness.jsonl")
     def chaos_run(name, seed, duration, nodes, tolerance, fence, report_dir):
@@ -105,10 +109,7 @@ def register(cli, fail):
     @chaos.command("batch")
     @click.option("--scenario", "name", default="mixed", show_default=True)
     @click.option("--seeds", "seed_text", default="1-50", show_default=True, help="e.g. 1-50 or 3,7,9")
-    @duration_option
-    @nodes_option
-    @tolerance_option
-    @fence_option
+    @run_options
     @click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False),
                   help="one subdir per seed, and summary.json")
     def chaos_batch(name, seed_text, duration, nodes, tolerance, fence, report_dir):
