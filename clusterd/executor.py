@@ -27,7 +27,7 @@ import time
 
 import psutil
 
-from . import agents, groups, moves, plan, timing
+from . import agents, groups, moves, plan, policy, timing
 from .errors import ClusterError
 from .plan import DOWN, LIVE, STARTING, STOP_FAILED, UNKNOWN, UP, Entry
 
@@ -287,11 +287,11 @@ class Executor:
         r = self.node.replica.read(lambda s: dict(s["resources"][rid]) if rid in s["resources"] else None)
         if r is None:
             return
-        policy = r["restart"]
-        recent = [t for t in r["restarts"] if time.time() - t < policy["period"]]  # (committed wall times)
-        again = policy["action"] != "none" and len(recent) < policy["threshold"] and result.severity != agents.FATAL
+        recent = policy.recent_restarts(r, time.time())  # (committed wall times)
+        rule = r["restart"]
+        again = rule["action"] != "none" and len(recent) < rule["threshold"] and result.severity != agents.FATAL
         self.books[rid] = Entry(group=key, phase=DOWN, restarted=again,
-                                restart_at=time.monotonic() + policy["delay"] if again else None)
+                                restart_at=time.monotonic() + rule["delay"] if again else None)
         self.results[rid] = result
 
     async def _do_monitor(self, key, rid, interval):

@@ -34,7 +34,7 @@ import math
 from .commands import handler, ok
 from .domains import owner_changed
 from .errors import failure
-from .groups import REPORT_HOOKS, _refresh, find_group, moving_away, running, wanted_resources  # noqa: F401
+from .groups import REPORT_HOOKS, _refresh, clear_failures, find_group, moving_away, running, wanted_resources  # noqa: F401
 from .pause import node_record, node_state
 
 IGNORE_RESOURCE_STATUS = 0x1  # CLUSAPI_GROUP_MOVE_IGNORE_RESOURCE_STATUS
@@ -227,10 +227,8 @@ def end_move(state, g, status, error=None):
 
 def _clear_failures(state, g):
     for rid in g["resources"]:
-        r = state["resources"][rid]
-        r["pid"] = None
-        if r["state"] == "Failed":
-            r["state"], r["restarts"] = "Offline", []
+        state["resources"][rid]["pid"] = None
+    clear_failures(state, g)
     g["failover_wanted"] = False
 
 
